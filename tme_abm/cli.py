@@ -1,0 +1,150 @@
+"""The ``tme-abm`` command: run, validate, inspect.
+
+Bad input (an invalid scenario, an unreadable run file, an existing output
+without ``--force``) prints one line per problem on stderr and exits with
+code 2, before any file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tme_abm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tme-abm",
+        description="Agent-based model of the tumour microenvironment with per-cell STAT3.",
+    )
+    parser.add_argument("--version", action="version", version=f"tme-abm {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario and write its HDF5 run file")
+    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("--out", type=Path, help="run file (default: output/<scenario name>.h5)")
+    run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key, e.g. --set domain.duration_days=2 (repeatable)",
+    )
+    run.add_argument("--force", action="store_true", help="replace an existing run file")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    val = sub.add_parser("validate", help="check a scenario file without running it")
+    val.add_argument("scenario", type=Path)
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    ins = sub.add_parser("inspect", help="summarise a run file")
+    ins.add_argument("run", type=Path, help="run file (.h5 or .h5.partial)")
+    return parser
+
+
+def _fail(lines: str) -> int:
+    for line in lines.splitlines():
+        print(f"tme-abm: error: {line}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from tme_abm.scenario import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(args.scenario, args.overrides)
+    except ScenarioError as exc:
+        return _fail(exc.format())
+    sc = loaded.scenario
+    shape = " x ".join(str(n) for n in sc.domain.shape)
+    print(
+        f"{args.scenario}: valid scenario {sc.name!r}: {shape} sites of {sc.domain.site_um:g} um, "
+        f"{sc.n_ticks} ticks of {sc.domain.dt_min:g} min ({sc.domain.duration_days:g} days), "
+        f"{len(sc.fields)} fields, {len(sc.cell_types)} cell types, {len(sc.rules)} rules"
+    )
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tme_abm.io import RunExistsError
+    from tme_abm.runner import default_output_path, run_scenario
+    from tme_abm.scenario import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(args.scenario, args.overrides)
+    except ScenarioError as exc:
+        return _fail(exc.format())
+    if args.seed is not None and args.seed < 0:
+        return _fail(f"--seed: must be a non-negative integer, not {args.seed}")
+    out = args.out if args.out is not None else default_output_path(loaded)
+    if out.exists() and not args.force:
+        return _fail(f"{out} already exists; use --force to replace it")
+    if out.exists() and out.is_dir():
+        return _fail(f"{out} is a directory; --out needs a file name such as run.h5")
+    try:
+        result = run_scenario(
+            loaded, out, seed=args.seed, force=args.force, progress=False if args.quiet else None
+        )
+    except RunExistsError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(
+            f"\ntme-abm: interrupted; completed snapshots are in {out}.partial",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    _print_run_summary(loaded, result)
+    return 0
+
+
+def _print_run_summary(loaded, result) -> None:
+    sc = loaded.scenario
+    final = result.final
+    size_mb = result.path.stat().st_size / 1e6
+    days = result.ticks * sc.domain.dt_min / 1440.0
+    print(f"wrote {result.path} ({size_mb:.1f} MB, {result.snapshots} snapshots)")
+    print(f"simulated {days:g} days in {result.ticks} ticks, {result.seconds:.1f} s wall time")
+    counts = ", ".join(f"{t} {int(final[f'count_{t}'])}" for t in sc.cell_types)
+    print(f"cells at the end: {counts}")
+    stat3 = ", ".join(
+        f"{t} {final[f'stat3_mean_{t}']:.2f}"
+        for t in sc.cell_types
+        if final[f"count_{t}"] > 0
+    )
+    print(f"mean STAT3: {stat3}")
+    print(f"inspect it with: tme-abm inspect {result.path}")
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from tme_abm.io import RunFileError, format_summary, run_summary
+
+    try:
+        print(format_summary(run_summary(args.run)))
+    except RunFileError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tme-abm`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "validate": _cmd_validate, "inspect": _cmd_inspect}
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

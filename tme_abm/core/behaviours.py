@@ -1,0 +1,281 @@
+"""Cell actions: die, kill, divide, transform, move; recruitment at vessels.
+
+Cells act one at a time in a random order drawn afresh every tick (sorted
+counter-based keys, so the order is a pure function of seed and tick).  A
+cell's decisions use its own random streams keyed by (seed, tick, cell id,
+purpose), so neither the thread count nor the order in which other cells
+drew numbers changes them.  Rates r (1/min) become per-tick probabilities
+``1 - exp(-r dt)``.  In order, a cell:
+
+1. dies with its ``death`` rate (its site is freed at once);
+2. if it kills (``kill`` > 0 and fewer kills than its type's capacity),
+   picks one neighbouring target at random and kills it with probability
+   ``1 - exp(-kill * dt * (1 - kill_resistance_of_target))``;
+3. divides with its ``division`` rate into a random free Moore neighbour
+   (no free neighbour: no division, i.e. contact inhibition); the daughter
+   copies STAT3, SOCS3, flags and behaviours, and does not act this tick;
+4. transforms into another type with the summed ``transform:<type>`` rates,
+   the new type drawn in proportion to each rate; its behaviours are
+   re-evaluated at once;
+5. moves with probability ``min(1, speed dt / mean step length)`` to a free
+   neighbour: with probability ``chemotaxis_bias`` the one with the highest
+   concentration of its type's chemotaxis field (ties broken by a random
+   starting point), otherwise a uniformly random one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from tme_abm.core.lattice import neighbour_sites
+from tme_abm.core.random import (
+    PURPOSE_DEATH,
+    PURPOSE_DIVIDE,
+    PURPOSE_KILL,
+    PURPOSE_MOVE,
+    PURPOSE_RECRUIT,
+    PURPOSE_TRANSFORM,
+    PURPOSE_VESSEL,
+    randint,
+    stream_key,
+    uniform,
+)
+from tme_abm.core.rules import (
+    B_CHEMOTAXIS,
+    B_DEATH,
+    B_DIVISION,
+    B_KILL,
+    B_RESISTANCE,
+    B_SPEED,
+    N_FIXED_BEHAVIOURS,
+    evaluate_cell,
+    fill_signals,
+)
+from tme_abm.core.stat3 import hill
+
+#: Rows of the per-tick event counter (columns are cell types).
+EVENTS: tuple[str, ...] = ("deaths", "killed", "kills", "divisions", "transformed", "recruited")
+EV_DEATH = 0
+EV_KILLED = 1
+EV_KILLS = 2
+EV_DIVISION = 3
+EV_TRANSFORM = 4
+EV_RECRUIT = 5
+
+
+@numba.njit(inline="always", cache=True)
+def _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free):
+    m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+    k = 0
+    for q in range(m):
+        if site_cell[nbuf[q]] < 0:
+            free[k] = nbuf[q]
+            k += 1
+    return k
+
+
+@numba.njit(cache=True)
+def act(
+    n0, order, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
+    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, conc_flat, events,
+):
+    """Let cells ``order[0..n0-1]`` act once; returns ``(n, next_id)``.
+
+    ``state`` is ``(ids, types, sites, stat3, socs3, kills, flags, behaviours,
+    site_cell)``; arrays need room for ``2 * n0`` rows (every cell may divide).
+    ``geom`` is ``(nz, ny, nx, offsets)``; ``rules`` is the tuple of rule tables
+    taken by :func:`tme_abm.core.rules.evaluate_cell`.
+    """
+    nz, ny, nx, offsets = geom
+    ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
+    base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
+    nf = conc_flat.shape[1]
+    nt = kill_target.shape[0]
+    tcol = N_FIXED_BEHAVIOURS + 2 * nf
+    nbuf = np.empty(offsets.shape[0], dtype=np.int64)
+    free = np.empty(offsets.shape[0], dtype=np.int64)
+    sig = np.empty(n_signals, dtype=np.float64)
+    n = n0
+    for oi in range(n0):
+        i = order[oi]
+        s = sites[i]
+        if s < 0:
+            continue
+        t = types[i]
+        cid = ids[i]
+        # 1. death
+        rate = beh[i, B_DEATH]
+        if rate > 0.0:
+            if uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0) < -math.expm1(-rate * dt_min):
+                sites[i] = -1
+                site_cell[s] = -1
+                events[EV_DEATH, t] += 1
+                continue
+        # 2. kill one neighbouring target
+        rate = beh[i, B_KILL]
+        if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
+            m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+            n_targets = 0
+            for q in range(m):
+                j = site_cell[nbuf[q]]
+                if j >= 0 and kill_target[t, types[j]]:
+                    free[n_targets] = j
+                    n_targets += 1
+            if n_targets > 0:
+                st = stream_key(seed, tick, cid, PURPOSE_KILL)
+                j = free[randint(st, 0, n_targets)]
+                p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
+                if uniform(st, 1) < p:
+                    tj = types[j]
+                    site_cell[sites[j]] = -1
+                    sites[j] = -1
+                    kills[i] += 1
+                    events[EV_KILLED, tj] += 1
+                    events[EV_KILLS, t] += 1
+        # 3. divide into a free neighbour
+        rate = beh[i, B_DIVISION]
+        if rate > 0.0:
+            st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
+            if uniform(st, 0) < -math.expm1(-rate * dt_min):
+                k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                if k > 0:
+                    ds = free[randint(st, 1, k)]
+                    d = n
+                    n += 1
+                    ids[d] = next_id
+                    next_id += 1
+                    types[d] = t
+                    sites[d] = ds
+                    stat3[d] = stat3[i]
+                    socs3[d] = socs3[i]
+                    kills[d] = 0
+                    flags[d] = flags[i]
+                    beh[d, :] = beh[i, :]
+                    site_cell[ds] = d
+                    events[EV_DIVISION, t] += 1
+        # 4. transform into another type
+        total = 0.0
+        for u in range(nt):
+            if u != t:
+                total += beh[i, tcol + u]
+        if total > 0.0:
+            st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
+            if uniform(st, 0) < -math.expm1(-total * dt_min):
+                x = uniform(st, 1) * total
+                new_t = -1
+                for u in range(nt):
+                    r_u = beh[i, tcol + u]
+                    if u != t and r_u > 0.0:
+                        new_t = u
+                        x -= r_u
+                        if x < 0.0:
+                            break
+                types[i] = new_t
+                t = new_t
+                events[EV_TRANSFORM, t] += 1
+                fill_signals(
+                    i, types, sites, stat3, socs3, kills, site_cell, conc_flat,
+                    nz, ny, nx, offsets, need_contacts, sig, nbuf,
+                )
+                evaluate_cell(
+                    t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill,
+                    beh[i],
+                )
+        # 5. move
+        speed = beh[i, B_SPEED]
+        if speed > 0.0:
+            st = stream_key(seed, tick, cid, PURPOSE_MOVE)
+            if uniform(st, 0) < speed * dt_min / mean_step_um:
+                k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                if k > 0:
+                    pick = -1
+                    f = chemotaxis_field[t]
+                    if f >= 0 and uniform(st, 1) < beh[i, B_CHEMOTAXIS]:
+                        start = randint(st, 2, k)
+                        best = -1.0
+                        for q in range(k):
+                            kk = (start + q) % k
+                            v = conc_flat[free[kk], f]
+                            if v > best:
+                                best = v
+                                pick = kk
+                    if pick < 0:
+                        pick = randint(st, 3, k)
+                    ns = free[pick]
+                    site_cell[s] = -1
+                    site_cell[ns] = i
+                    sites[i] = ns
+    return n, next_id
+
+
+@numba.njit(cache=True)
+def recruit(
+    n, seed, tick, dt_min, next_id, vessel_sites, geom, state, rules, need_contacts, n_signals,
+    rate_per_min, signal_field, half_max, hill_power, basal_fraction, initial_stat3,
+    conc_flat, events,
+):
+    """Recruit immune cells at vessel sites; returns ``(n, next_id)``.
+
+    Vessels are visited in a random order drawn each tick.  At each vessel,
+    type ``t`` enters with probability ``1 - exp(-rate_t * level * dt)``,
+    ``level = basal + (1 - basal) * Hill(signal at the vessel)`` (``level = 1``
+    without a signal field), on the vessel site if free or else a random
+    free neighbour.  Arrays need room for ``n + len(vessel_sites) * n_types``.
+    """
+    nz, ny, nx, offsets = geom
+    ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
+    base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
+    nt = rate_per_min.shape[0]
+    nv = vessel_sites.shape[0]
+    nbuf = np.empty(offsets.shape[0], dtype=np.int64)
+    free = np.empty(offsets.shape[0], dtype=np.int64)
+    sig = np.empty(n_signals, dtype=np.float64)
+    keys = np.empty(nv, dtype=np.float64)
+    for v in range(nv):
+        keys[v] = uniform(stream_key(seed, tick, v, PURPOSE_VESSEL), 0)
+    vessel_order = np.argsort(keys, kind="mergesort")
+    for q in range(nv):
+        v = vessel_order[q]
+        vs = vessel_sites[v]
+        for t in range(nt):
+            rate = rate_per_min[t]
+            if rate <= 0.0:
+                continue
+            level = 1.0
+            if signal_field[t] >= 0:
+                level = basal_fraction[t] + (1.0 - basal_fraction[t]) * hill(
+                    conc_flat[vs, signal_field[t]], half_max[t], hill_power[t]
+                )
+            st = stream_key(seed, tick, v * nt + t, PURPOSE_RECRUIT)
+            if uniform(st, 0) >= -math.expm1(-rate * level * dt_min):
+                continue
+            if site_cell[vs] < 0:
+                target = vs
+            else:
+                k = _free_neighbours(vs, nz, ny, nx, offsets, site_cell, nbuf, free)
+                if k == 0:
+                    continue
+                target = free[randint(st, 1, k)]
+            d = n
+            n += 1
+            ids[d] = next_id
+            next_id += 1
+            types[d] = t
+            sites[d] = target
+            stat3[d] = initial_stat3[t]
+            socs3[d] = 0.0
+            kills[d] = 0
+            flags[d] = 0
+            site_cell[target] = d
+            fill_signals(
+                d, types, sites, stat3, socs3, kills, site_cell, conc_flat,
+                nz, ny, nx, offsets, need_contacts, sig, nbuf,
+            )
+            evaluate_cell(
+                t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill, beh[d]
+            )
+            events[EV_RECRUIT, t] += 1
+    return n, next_id

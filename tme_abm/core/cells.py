@@ -1,0 +1,124 @@
+"""Per-cell state as a struct of arrays, with unique ids and a site map.
+
+Live cells occupy rows ``0..n-1`` of every column.  ``site_cell[site]`` is the
+row of the cell on that site or -1, so the lattice never holds two cells on
+one site.  During a tick a cell that dies gets ``site = -1`` and its site is
+freed at once; :meth:`CellTable.compact` then removes dead rows, keeping the
+order of the survivors, and rebuilds ``site_cell``.  Ids are never reused.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: Columns of per-cell state: name, dtype, units.
+CELL_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "int64", "1"),
+    ("type", "int8", "1"),
+    ("site", "int32", "1"),
+    ("stat3", "float32", "1"),
+    ("socs3", "float32", "1"),
+    ("kills", "int16", "1"),
+    ("flags", "uint8", "1"),
+)
+
+
+class CellTable:
+    """Struct-of-arrays cell state with a per-site index.
+
+    Parameters
+    ----------
+    n_sites
+        Number of lattice sites.
+    n_behaviours
+        Columns of the per-cell behaviour matrix (see :mod:`tme_abm.core.rules`).
+    capacity
+        Initial number of rows; grown by doubling.
+    """
+
+    def __init__(self, n_sites: int, n_behaviours: int, capacity: int = 1024) -> None:
+        self.n = 0
+        self.next_id = 0
+        self.n_behaviours = n_behaviours
+        self.site_cell = np.full(n_sites, -1, dtype=np.int32)
+        self._allocate(max(16, capacity))
+
+    def _allocate(self, capacity: int) -> None:
+        old = {name: getattr(self, name, None) for name, _, _ in CELL_COLUMNS}
+        old_beh = getattr(self, "behaviours", None)
+        for name, dtype, _ in CELL_COLUMNS:
+            arr = np.zeros(capacity, dtype=dtype)
+            if old[name] is not None:
+                arr[: self.n] = old[name][: self.n]
+            setattr(self, name, arr)
+        beh = np.zeros((capacity, self.n_behaviours), dtype=np.float32)
+        if old_beh is not None:
+            beh[: self.n] = old_beh[: self.n]
+        self.behaviours = beh
+        self.capacity = capacity
+
+    def ensure_capacity(self, rows: int) -> None:
+        """Grow the arrays so that ``rows`` rows fit."""
+        if rows > self.capacity:
+            cap = self.capacity
+            while cap < rows:
+                cap *= 2
+            self._allocate(cap)
+
+    def add(self, cell_type: int, sites: np.ndarray, stat3: float = 0.0) -> np.ndarray:
+        """Add cells of one type on the given free sites; returns their rows."""
+        sites = np.asarray(sites, dtype=np.int64)
+        if np.any(self.site_cell[sites] >= 0) or len(np.unique(sites)) != len(sites):
+            raise ValueError("add: a site is occupied or listed twice")
+        k = len(sites)
+        self.ensure_capacity(self.n + k)
+        rows = np.arange(self.n, self.n + k)
+        self.id[rows] = np.arange(self.next_id, self.next_id + k)
+        self.type[rows] = cell_type
+        self.site[rows] = sites
+        self.stat3[rows] = stat3
+        self.socs3[rows] = 0.0
+        self.kills[rows] = 0
+        self.flags[rows] = 0
+        self.behaviours[rows] = 0.0
+        self.site_cell[sites] = rows
+        self.n += k
+        self.next_id += k
+        return rows
+
+    def compact(self) -> None:
+        """Drop dead rows (``site < 0``), keeping survivors in order."""
+        self.n = _compact(
+            self.n, self.id, self.type, self.site, self.stat3, self.socs3, self.kills,
+            self.flags, self.behaviours, self.site_cell,
+        )
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Views of the live rows of every state column."""
+        return {name: getattr(self, name)[: self.n] for name, _, _ in CELL_COLUMNS}
+
+    def state_bytes_per_cell(self) -> int:
+        """Bytes of persistent state per cell (columns plus the site map share)."""
+        return sum(np.dtype(dtype).itemsize for _, dtype, _ in CELL_COLUMNS)
+
+
+@numba.njit(cache=True)
+def _compact(n, ids, types, sites, stat3, socs3, kills, flags, behaviours, site_cell):
+    w = 0
+    for i in range(n):
+        s = sites[i]
+        if s < 0:
+            continue
+        if w != i:
+            ids[w] = ids[i]
+            types[w] = types[i]
+            sites[w] = s
+            stat3[w] = stat3[i]
+            socs3[w] = socs3[i]
+            kills[w] = kills[i]
+            flags[w] = flags[i]
+            behaviours[w, :] = behaviours[i, :]
+        site_cell[s] = w
+        w += 1
+    return w

@@ -1,0 +1,237 @@
+"""One run's state and the tick that advances it, with no Mesa in sight.
+
+:class:`Engine` owns the cell table, the field array and the vessel sites,
+builds the initial state from :class:`~tme_abm.core.params.EngineParams`, and
+advances one tick in the order of DESIGN.md:
+
+1. fields: secretion and uptake by cells, then implicit diffusion and decay;
+2. sense + STAT3: each cell reads the fields at its site and updates STAT3
+   and SOCS3;
+3. rules: behaviour values from the signals;
+4. act, in a random order: die, kill, divide, transform, move;
+5. recruit immune cells at vessel sites;
+6. drop dead cells and count.
+
+(Therapy schedules, step 0 of DESIGN.md's tick, arrive with the interventions.)
+``TMEModel`` wraps an Engine as a Mesa model; benchmarks and tests may use
+the Engine directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tme_abm.core.behaviours import EVENTS, act, recruit
+from tme_abm.core.cells import CELL_COLUMNS, CellTable
+from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
+from tme_abm.core.lattice import distance_from_point_um, moore_offsets
+from tme_abm.core.params import EngineParams
+from tme_abm.core.random import (
+    PURPOSE_ORDER,
+    PURPOSE_PLACE,
+    PURPOSE_VESSEL_PLACE,
+    uniform_array,
+)
+from tme_abm.core.rules import B_STAT3, evaluate_rules, secretion_column, uptake_column
+from tme_abm.core.stat3 import update_stat3
+
+
+class Engine:
+    """The arrays of one run and the kernels that advance them.
+
+    Parameters
+    ----------
+    params
+        Compiled scenario.
+    """
+
+    def __init__(self, params: EngineParams) -> None:
+        self.params = params
+        p = params
+        nz, ny, nx = p.dims
+        self.n_sites = nz * ny * nx
+        self.offsets = moore_offsets(p.ndim)
+        steps = np.sqrt((self.offsets.astype(np.float64) ** 2).sum(axis=1))
+        #: mean length of one Moore step (µm), so migration speeds come out right
+        self.mean_step_um = float(steps.mean()) * p.site_um
+        self.geom = (nz, ny, nx, self.offsets)
+        nf = p.n_fields
+        self.conc = np.empty((nz, ny, nx, nf), dtype=np.float32)
+        self.conc[...] = p.initial_conc.astype(np.float32)
+        self._diff_number = diffusion_coefficients(p.diffusion_um2_per_min, p.site_um, p.dt_min)
+        n_behaviours = p.base.shape[1]
+        self.cells = CellTable(self.n_sites, n_behaviours)
+        self.rules = (
+            p.base, p.sat_up, p.sat_down, p.rule_offset, p.rule_signal, p.rule_behaviour,
+            p.rule_up, p.rule_half_max, p.rule_hill,
+        )
+        self.tick = 0
+        self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
+        self.vessel_sites = self._place_vessels()
+        self._place_cells()
+        self.evaluate_rules()
+
+    # ------------------------------------------------------------------ setup
+    def _distances(self, centre_um: tuple[float, float, float]) -> np.ndarray:
+        return distance_from_point_um(
+            self.params.dims, self.params.site_um, np.asarray(centre_um, dtype=np.float64)
+        )
+
+    def _place_vessels(self) -> np.ndarray:
+        p = self.params
+        if p.vessel_fraction <= 0.0:
+            return np.zeros(0, dtype=np.int64)
+        sites = np.arange(self.n_sites, dtype=np.int64)
+        u = uniform_array(p.seed, 0, sites, PURPOSE_VESSEL_PLACE, 0)
+        far = self._distances(p.centre_um) >= p.vessel_min_distance_um
+        return sites[(u < p.vessel_fraction) & far]
+
+    def _place_cells(self) -> None:
+        p = self.params
+        all_sites = np.arange(self.n_sites, dtype=np.int64)
+        for k, pl in enumerate(p.placements):
+            if pl.region == "everywhere":
+                region = np.ones(self.n_sites, dtype=bool)
+            else:
+                d = self._distances(pl.centre_um)
+                region = (d <= pl.outer_um) & (d > pl.inner_um if pl.region == "annulus" else True)
+            u = uniform_array(p.seed, k, all_sites, PURPOSE_PLACE, 0)
+            chosen = all_sites[region & (u < pl.fraction) & (self.cells.site_cell < 0)]
+            self.cells.add(pl.cell_type, chosen, stat3=float(p.initial_stat3[pl.cell_type]))
+
+    # ------------------------------------------------------------------ steps
+    @property
+    def time_min(self) -> float:
+        """Simulated time in minutes."""
+        return self.tick * self.params.dt_min
+
+    def conc_flat(self) -> np.ndarray:
+        """The field array viewed as (sites, fields)."""
+        return self.conc.reshape(self.n_sites, self.params.n_fields)
+
+    def _state(self) -> tuple:
+        c = self.cells
+        return (
+            c.id, c.type, c.site, c.stat3, c.socs3, c.kills, c.flags, c.behaviours, c.site_cell
+        )
+
+    def evaluate_rules(self) -> None:
+        """Recompute every cell's behaviours from its current signals."""
+        p, c = self.params, self.cells
+        nz, ny, nx, offsets = self.geom
+        evaluate_rules(
+            c.n, c.type, c.site, c.stat3, c.socs3, c.kills, c.site_cell, self.conc_flat(),
+            nz, ny, nx, offsets, p.need_contacts, p.n_signals, *self.rules, c.behaviours,
+        )
+
+    def step_fields(self) -> None:
+        """Secretion and uptake by cells, then diffusion and decay over dt."""
+        p, c = self.params, self.cells
+        nf = p.n_fields
+        if c.n > 0 and nf > 0:
+            sec0, upt0 = secretion_column(nf), uptake_column(nf)
+            secretion = np.ascontiguousarray(c.behaviours[: c.n, sec0 : sec0 + nf])
+            uptake = np.ascontiguousarray(c.behaviours[: c.n, upt0 : upt0 + nf])
+            apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
+        if nf > 0:
+            diffuse_decay(
+                self.conc, self._diff_number, p.decay_per_min, p.dt_min, p.bc_dirichlet, p.bc_value
+            )
+
+    def step_stat3(self) -> None:
+        """Every cell senses its site and updates STAT3 and SOCS3."""
+        p, c = self.params, self.cells
+        update_stat3(
+            c.n, c.type, c.site, c.flags, c.stat3, c.socs3, c.behaviours[:, B_STAT3],
+            self.conc_flat(), p.dt_min, p.k_on, p.k_off, p.socs3_production, p.socs3_decay,
+            p.socs3_half_max, p.knockout, p.input_offset, p.input_field, p.input_weight,
+            p.input_half_max, p.input_hill, p.input_socs3_sensitive, p.inhibitor_field,
+            p.inhibitor_half_max, p.inhibitor_hill, p.inhibitor_max,
+        )
+
+    def step_act(self) -> None:
+        """Cells act once each, in a random order; then recruitment."""
+        p, c = self.params, self.cells
+        n0 = c.n
+        keys = uniform_array(p.seed, self.tick, c.id[:n0], PURPOSE_ORDER, 0)
+        order = np.argsort(keys, kind="stable")
+        c.ensure_capacity(2 * n0 + 1)
+        n, c.next_id = act(
+            n0, order, p.seed, self.tick, p.dt_min, self.mean_step_um, c.next_id, self.geom,
+            self._state(), self.rules, p.need_contacts, p.n_signals, p.kill_target,
+            p.kill_capacity, p.chemotaxis_field, self.conc_flat(), self.events,
+        )
+        c.n = n
+        c.ensure_capacity(c.n + len(self.vessel_sites) * p.n_types + 1)
+        n, c.next_id = recruit(
+            c.n, p.seed, self.tick, p.dt_min, c.next_id, self.vessel_sites, self.geom,
+            self._state(), self.rules, p.need_contacts, p.n_signals, p.recruit_rate,
+            p.recruit_signal, p.recruit_half_max, p.recruit_hill, p.recruit_basal,
+            p.initial_stat3, self.conc_flat(), self.events,
+        )
+        c.n = n
+        c.compact()
+
+    def step(self) -> None:
+        """Advance one tick (events of this tick are left in ``self.events``)."""
+        self.events[...] = 0
+        self.step_fields()
+        self.step_stat3()
+        self.evaluate_rules()
+        self.step_act()
+        self.tick += 1
+
+    # --------------------------------------------------------------- readouts
+    def counts(self) -> np.ndarray:
+        """Number of cells of each type."""
+        c = self.cells
+        return np.bincount(c.type[: c.n], minlength=self.params.n_types)
+
+    def mean_stat3(self) -> np.ndarray:
+        """Mean STAT3 activation of each type (NaN where a type is absent)."""
+        c = self.cells
+        nt = self.params.n_types
+        total = np.bincount(c.type[: c.n], weights=c.stat3[: c.n], minlength=nt)
+        counts = self.counts()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+    def field_means(self) -> np.ndarray:
+        """Mean concentration of each field over the lattice (ng/mL)."""
+        return self.conc_flat().mean(axis=0, dtype=np.float64)
+
+    def cell_type_grid(self) -> np.ndarray:
+        """Lattice of cell-type codes (-1 empty) in the user-facing shape."""
+        c = self.cells
+        grid = np.full(self.n_sites, -1, dtype=np.int8)
+        grid[c.site[: c.n]] = c.type[: c.n]
+        return grid.reshape(self.params.shape)
+
+    def field_grid(self, index: int) -> np.ndarray:
+        """One field as a float32 array in the user-facing shape."""
+        return np.ascontiguousarray(self.conc[..., index]).reshape(self.params.shape)
+
+    # ------------------------------------------------------------- checkpoint
+    def checkpoint(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Arrays and scalars that restore this exact state with :meth:`restore`."""
+        c = self.cells
+        arrays = {name: arr.copy() for name, arr in c.columns().items()}
+        arrays["behaviours"] = c.behaviours[: c.n].copy()
+        arrays["conc"] = self.conc.copy()
+        return arrays, {"tick": self.tick, "next_id": c.next_id, "n_cells": c.n}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
+        """Replace the state with one saved by :meth:`checkpoint`."""
+        c = self.cells
+        n = int(scalars["n_cells"])
+        c.n = 0
+        c.ensure_capacity(n + 1)
+        for name, _, _ in CELL_COLUMNS:
+            getattr(c, name)[:n] = arrays[name]
+        c.behaviours[:n] = arrays["behaviours"]
+        c.n = n
+        c.next_id = int(scalars["next_id"])
+        c.site_cell[:] = -1
+        c.site_cell[c.site[:n]] = np.arange(n, dtype=np.int32)
+        self.conc[...] = arrays["conc"]
+        self.tick = int(scalars["tick"])

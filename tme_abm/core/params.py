@@ -1,0 +1,106 @@
+"""The numeric tables a run is compiled into (``tme_abm.scenario`` fills them).
+
+Everything the engine needs is here as plain numbers and numpy arrays indexed
+by field and cell-type codes, so the kernels never see names or dictionaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Initial cells of one type in a region.
+
+    ``region`` is ``"disc"`` (a ball in 3D: distance <= outer_um),
+    ``"annulus"`` (inner_um < distance <= outer_um) or ``"everywhere"``;
+    each free site of the region is filled with probability ``fraction``.
+    """
+
+    cell_type: int
+    region: str
+    centre_um: tuple[float, float, float]
+    inner_um: float
+    outer_um: float
+    fraction: float
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """All numbers of one run, with field and cell-type names resolved to codes."""
+
+    # domain
+    dims: tuple[int, int, int]  # (nz, ny, nx); nz == 1 in 2D
+    ndim: int
+    site_um: float
+    dt_min: float
+    n_ticks: int
+    seed: int
+    # fields
+    field_names: tuple[str, ...]
+    diffusion_um2_per_min: np.ndarray
+    decay_per_min: np.ndarray
+    bc_dirichlet: np.ndarray
+    bc_value: np.ndarray
+    initial_conc: np.ndarray
+    # cell types and rules
+    type_names: tuple[str, ...]
+    base: np.ndarray  # (nt, nb) behaviour base values
+    sat_up: np.ndarray
+    sat_down: np.ndarray
+    rule_offset: np.ndarray
+    rule_signal: np.ndarray
+    rule_behaviour: np.ndarray
+    rule_up: np.ndarray
+    rule_half_max: np.ndarray
+    rule_hill: np.ndarray
+    need_contacts: bool
+    n_signals: int
+    # STAT3
+    k_on: np.ndarray
+    k_off: np.ndarray
+    socs3_production: np.ndarray
+    socs3_decay: np.ndarray
+    socs3_half_max: np.ndarray
+    knockout: np.ndarray
+    initial_stat3: np.ndarray
+    input_offset: np.ndarray
+    input_field: np.ndarray
+    input_weight: np.ndarray
+    input_half_max: np.ndarray
+    input_hill: np.ndarray
+    input_socs3_sensitive: np.ndarray
+    inhibitor_field: int
+    inhibitor_half_max: float
+    inhibitor_hill: float
+    inhibitor_max: float
+    # actions
+    kill_target: np.ndarray  # (nt, nt) uint8: killer type x target type
+    kill_capacity: np.ndarray
+    chemotaxis_field: np.ndarray
+    recruit_rate: np.ndarray
+    recruit_signal: np.ndarray
+    recruit_half_max: np.ndarray
+    recruit_hill: np.ndarray
+    recruit_basal: np.ndarray
+    # initial state
+    placements: tuple[Placement, ...] = ()
+    vessel_fraction: float = 0.0
+    vessel_min_distance_um: float = 0.0
+    centre_um: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.field_names)
+
+    @property
+    def n_types(self) -> int:
+        return len(self.type_names)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Lattice shape as users see it: (ny, nx) or (nz, ny, nx)."""
+        return self.dims[1:] if self.ndim == 2 else self.dims

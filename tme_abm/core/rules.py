@@ -1,0 +1,232 @@
+"""Compiled signal -> behaviour tables and the one kernel that evaluates them.
+
+The rule grammar follows PhysiCell's (Johnson et al. 2023, "A modular and
+interpretable framework for agent-based modelling...", bioRxiv
+10.1101/2022.09.26.509525): in cell type T, signal S increases (or decreases)
+behaviour B towards a saturation value with a Hill response of half-max H and
+power n.  All up-regulating signals of one behaviour combine into one
+multivariate Hill response ``U = u/(1+u)`` with ``u = sum_i (s_i/H_i)**n_i``,
+likewise the down-regulating ones into ``D``; then
+
+    b = b0 + (b_up - b0) * U         (b_up: the saturation of the increases)
+    b = b  + (b_down - b) * D        (b_down: the saturation of the decreases)
+
+where ``b0`` is the cell type's base value.  STAT3 is a first-class signal
+(``stat3``) and a behaviour (``stat3_activation``, the activation input
+whose base is the cell type's constitutive level).
+
+Signals, in index order: every field (its concentration at the cell's site),
+``stat3``, ``socs3``, ``crowding`` (occupied fraction of the Moore
+neighbourhood), ``kills`` (kills made so far), then ``contact:<type>`` for
+every cell type (number of neighbours of that type).
+
+Behaviours, in index order: ``division`` (1/min), ``death`` (1/min),
+``migration_speed`` (µm/min), ``chemotaxis_bias`` (0-1), ``kill`` (1/min per
+contact), ``kill_resistance`` (0-1, of the target), ``stat3_activation``
+(dimensionless input), then ``secretion:<field>`` (ng/mL/min),
+``uptake:<field>`` (1/min) for every field, then ``transform:<type>`` (1/min)
+for every cell type.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from tme_abm.core.lattice import neighbour_sites
+
+FIXED_BEHAVIOURS: tuple[str, ...] = (
+    "division",
+    "death",
+    "migration_speed",
+    "chemotaxis_bias",
+    "kill",
+    "kill_resistance",
+    "stat3_activation",
+)
+BEHAVIOUR_UNITS: dict[str, str] = {
+    "division": "1/min",
+    "death": "1/min",
+    "migration_speed": "um/min",
+    "chemotaxis_bias": "1",
+    "kill": "1/min",
+    "kill_resistance": "1",
+    "stat3_activation": "1",
+    "secretion": "ng/mL/min",
+    "uptake": "1/min",
+    "transform": "1/min",
+}
+B_DIVISION = 0
+B_DEATH = 1
+B_SPEED = 2
+B_CHEMOTAXIS = 3
+B_KILL = 4
+B_RESISTANCE = 5
+B_STAT3 = 6
+N_FIXED_BEHAVIOURS = 7
+
+FIXED_SIGNALS: tuple[str, ...] = ("stat3", "socs3", "crowding", "kills")
+N_FIXED_SIGNALS = 4
+
+
+def behaviour_names(field_names: tuple[str, ...], type_names: tuple[str, ...]) -> list[str]:
+    """All behaviour names in index order for these fields and cell types."""
+    return (
+        list(FIXED_BEHAVIOURS)
+        + [f"secretion:{f}" for f in field_names]
+        + [f"uptake:{f}" for f in field_names]
+        + [f"transform:{t}" for t in type_names]
+    )
+
+
+def signal_names(field_names: tuple[str, ...], type_names: tuple[str, ...]) -> list[str]:
+    """All signal names in index order for these fields and cell types."""
+    return list(field_names) + list(FIXED_SIGNALS) + [f"contact:{t}" for t in type_names]
+
+
+def secretion_column(nf: int) -> int:
+    """Index of the first ``secretion:<field>`` behaviour."""
+    return N_FIXED_BEHAVIOURS
+
+
+def uptake_column(nf: int) -> int:
+    """Index of the first ``uptake:<field>`` behaviour."""
+    return N_FIXED_BEHAVIOURS + nf
+
+
+def transform_column(nf: int) -> int:
+    """Index of the first ``transform:<type>`` behaviour."""
+    return N_FIXED_BEHAVIOURS + 2 * nf
+
+
+@numba.njit(cache=True)
+def fill_signals(
+    i: int,
+    cell_type: np.ndarray,
+    cell_site: np.ndarray,
+    stat3: np.ndarray,
+    socs3: np.ndarray,
+    kills: np.ndarray,
+    site_cell: np.ndarray,
+    conc_flat: np.ndarray,
+    nz: int,
+    ny: int,
+    nx: int,
+    offsets: np.ndarray,
+    need_contacts: bool,
+    sig: np.ndarray,
+    nbuf: np.ndarray,
+) -> None:
+    """Write the signal vector of cell ``i`` into ``sig`` (see module docstring)."""
+    nf = conc_flat.shape[1]
+    s = cell_site[i]
+    for f in range(nf):
+        sig[f] = conc_flat[s, f]
+    sig[nf] = stat3[i]
+    sig[nf + 1] = socs3[i]
+    sig[nf + 3] = kills[i]
+    if need_contacts:
+        base = nf + N_FIXED_SIGNALS
+        for k in range(base, sig.shape[0]):
+            sig[k] = 0.0
+        m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+        occupied = 0
+        for k in range(m):
+            j = site_cell[nbuf[k]]
+            if j >= 0:
+                occupied += 1
+                sig[base + cell_type[j]] += 1.0
+        sig[nf + 2] = occupied / m if m > 0 else 0.0
+    else:
+        sig[nf + 2] = 0.0
+
+
+@numba.njit(cache=True)
+def evaluate_cell(
+    t: int,
+    sig: np.ndarray,
+    base: np.ndarray,
+    sat_up: np.ndarray,
+    sat_down: np.ndarray,
+    rule_offset: np.ndarray,
+    rule_signal: np.ndarray,
+    rule_behaviour: np.ndarray,
+    rule_up: np.ndarray,
+    rule_half_max: np.ndarray,
+    rule_hill: np.ndarray,
+    out_row: np.ndarray,
+) -> None:
+    """Behaviour values of one cell of type ``t`` with signals ``sig``.
+
+    Rules must be sorted by (cell type, behaviour); ``rule_offset[t]`` to
+    ``rule_offset[t + 1]`` are the rules of type ``t``.
+    """
+    for b in range(base.shape[1]):
+        out_row[b] = base[t, b]
+    r = rule_offset[t]
+    end = rule_offset[t + 1]
+    while r < end:
+        b = rule_behaviour[r]
+        up = 0.0
+        down = 0.0
+        while r < end and rule_behaviour[r] == b:
+            x = sig[rule_signal[r]] / rule_half_max[r]
+            term = x ** rule_hill[r] if x > 0.0 else 0.0
+            if rule_up[r]:
+                up += term
+            else:
+                down += term
+            r += 1
+        v = base[t, b]
+        if up > 0.0:
+            v += (sat_up[t, b] - v) * (up / (1.0 + up))
+        if down > 0.0:
+            v += (sat_down[t, b] - v) * (down / (1.0 + down))
+        out_row[b] = v
+
+
+@numba.njit(parallel=True, cache=True)
+def evaluate_rules(
+    n: int,
+    cell_type: np.ndarray,
+    cell_site: np.ndarray,
+    stat3: np.ndarray,
+    socs3: np.ndarray,
+    kills: np.ndarray,
+    site_cell: np.ndarray,
+    conc_flat: np.ndarray,
+    nz: int,
+    ny: int,
+    nx: int,
+    offsets: np.ndarray,
+    need_contacts: bool,
+    n_signals: int,
+    base: np.ndarray,
+    sat_up: np.ndarray,
+    sat_down: np.ndarray,
+    rule_offset: np.ndarray,
+    rule_signal: np.ndarray,
+    rule_behaviour: np.ndarray,
+    rule_up: np.ndarray,
+    rule_half_max: np.ndarray,
+    rule_hill: np.ndarray,
+    behaviours: np.ndarray,
+) -> None:
+    """Evaluate the rule table for cells ``0..n-1`` into ``behaviours[:n]``.
+
+    Each cell is independent, so the result does not depend on threads.
+    """
+    chunk = 1024
+    n_chunks = (n + chunk - 1) // chunk
+    for c in numba.prange(n_chunks):
+        sig = np.empty(n_signals, dtype=np.float64)
+        nbuf = np.empty(offsets.shape[0], dtype=np.int64)
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            fill_signals(
+                i, cell_type, cell_site, stat3, socs3, kills, site_cell, conc_flat,
+                nz, ny, nx, offsets, need_contacts, sig, nbuf,
+            )
+            evaluate_cell(
+                cell_type[i], sig, base, sat_up, sat_down, rule_offset, rule_signal,
+                rule_behaviour, rule_up, rule_half_max, rule_hill, behaviours[i],
+            )

@@ -1,0 +1,167 @@
+"""Run a scenario to completion and record it in a run file.
+
+This is the piece between the model and the file: it decides when to take
+snapshots (tick 0, every ``output.snapshot_every_min``, and the last tick),
+records the model-level series every tick, and writes a restart checkpoint
+with each snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tme_abm.core.cells import CELL_COLUMNS
+from tme_abm.io import RunLayout, RunWriter
+from tme_abm.model import TMEModel
+from tme_abm.scenario import LoadedScenario
+
+_SERIES_UNITS = {"count": "cells", "stat3_mean": "1", "field_mean": "ng/mL"}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced."""
+
+    path: Path
+    seconds: float
+    ticks: int
+    snapshots: int
+    final: dict[str, float]
+
+
+def default_output_path(loaded: LoadedScenario, out_dir: str | Path = "output") -> Path:
+    """``output/<scenario name>.h5``."""
+    return Path(out_dir) / f"{loaded.scenario.name}.h5"
+
+
+def _series_meta(name: str, fields_units: dict[str, str]) -> tuple[str, str, str]:
+    for prefix, units in _SERIES_UNITS.items():
+        if name.startswith(prefix + "_"):
+            what = name[len(prefix) + 1 :]
+            if prefix == "field_mean":
+                return name, fields_units.get(what, units), f"mean concentration of {what}"
+            if prefix == "count":
+                return name, units, f"number of {what} cells"
+            return name, units, f"mean STAT3 activation of {what} cells"
+    event, _, cell_type = name.partition("_")
+    return name, "cells/tick", f"{event} of {cell_type} cells during the tick"
+
+
+def run_layout(model: TMEModel) -> RunLayout:
+    """The run-file layout of a model."""
+    sc, p = model.scenario, model.params
+    saved = sc.output.fields if sc.output.fields is not None else list(sc.fields)
+    units = {name: f.units for name, f in sc.fields.items()}
+    attrs = {
+        "seed": model.seed,
+        "scenario_name": sc.name,
+        "scenario_description": sc.description,
+        "scenario": model.loaded.text,
+        "scenario_path": str(model.loaded.path or ""),
+        "overrides": "\n".join(model.loaded.overrides),
+        "scenario_resolved_json": sc.model_dump_json(),
+        "dt_min": p.dt_min,
+        "n_ticks": p.n_ticks,
+        "snapshot_every_min": sc.output.snapshot_every_min,
+        "cell_type_colours": " ".join(ct.colour for ct in sc.cell_types.values()),
+        "cell_type_labels": "|".join(ct.label or name for name, ct in sc.cell_types.items()),
+    }
+    return RunLayout(
+        shape=tuple(sc.domain.shape),
+        site_um=sc.domain.site_um,
+        field_names=tuple(saved),
+        field_units=tuple(units[f] for f in saved),
+        field_long_names=tuple(sc.fields[f].label or f for f in saved),
+        cell_type_names=tuple(sc.cell_types),
+        cell_columns=CELL_COLUMNS if sc.output.cells else (),
+        timeseries=tuple(_series_meta(n, units) for n in model.series_names()),
+        attrs=attrs,
+    )
+
+
+def _snapshot(writer: RunWriter, model: TMEModel, layout: RunLayout) -> None:
+    e = model.engine
+    index = {f: i for i, f in enumerate(model.params.field_names)}
+    fields = {f: e.field_grid(index[f]) for f in layout.field_names}
+    cells = e.cells.columns() if layout.cell_columns else {}
+    writer.write_snapshot(e.time_min, e.cell_type_grid(), fields, cells)
+    arrays, scalars = e.checkpoint()
+    writer.write_checkpoint(arrays, {**scalars, "time_min": e.time_min, "seed": model.seed})
+
+
+def run_scenario(
+    loaded: LoadedScenario,
+    out: str | Path,
+    *,
+    seed: int | None = None,
+    force: bool = False,
+    progress: bool | None = True,
+) -> RunResult:
+    """Run a scenario from start to end, writing ``out``.
+
+    Parameters
+    ----------
+    loaded
+        A validated scenario.
+    out
+        Run-file path; written as ``out.partial`` and renamed when complete.
+    seed
+        Overrides the scenario's seed.
+    force
+        Replace an existing ``out`` (only once the new run is complete).
+    progress
+        Show a tqdm bar on stderr (None: only when stderr is a terminal).
+
+    Raises
+    ------
+    tme_abm.io.RunExistsError
+        If ``out`` exists and ``force`` is false (before any work is done).
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    model = TMEModel(loaded, seed=seed)
+    layout = run_layout(model)
+    every = max(1, round(loaded.scenario.output.snapshot_every_min / model.params.dt_min))
+    n_ticks = model.n_ticks
+    snapshots = 0
+    disable = None if progress is None else not progress
+    with RunWriter(
+        out, layout, force=force, compression_level=loaded.scenario.output.compression_level
+    ) as writer:
+        writer.append_timeseries(model.time_min, model.summary())
+        _snapshot(writer, model, layout)
+        snapshots += 1
+        days = n_ticks * model.params.dt_min / 1440.0
+        bar = tqdm(
+            total=n_ticks, disable=disable, unit="tick", file=sys.stderr, dynamic_ncols=True,
+            desc=f"{loaded.scenario.name} ({days:g} d)",
+        )
+        with bar:
+            while model.running:
+                model.step()
+                writer.append_timeseries(model.time_min, model.summary())
+                tick = model.engine.tick
+                if tick % every == 0 or tick == n_ticks:
+                    _snapshot(writer, model, layout)
+                    snapshots += 1
+                    s = model.summary()
+                    bar.set_postfix(
+                        tumour=s.get("count_tumour", math.nan),
+                        cells=model.engine.cells.n,
+                        refresh=False,
+                    )
+                bar.update(1)
+        path = writer.close()
+    return RunResult(
+        path=path,
+        seconds=time.perf_counter() - start,
+        ticks=n_ticks,
+        snapshots=snapshots,
+        final=dict(model.summary()),
+    )

@@ -1,0 +1,201 @@
+"""Reading scenario files: TOML, ``--set`` overrides, and readable errors.
+
+:func:`load_scenario` returns a validated :class:`Scenario` or raises
+:class:`ScenarioError` holding *every* problem found, each as a key path and
+a message that says what is allowed.  Nothing here writes files.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tme_abm.scenario.schema import Scenario, cross_check
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``problems`` lists (key path, message)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """One line per problem: ``SOURCE: KEY.PATH: message``."""
+        lines = []
+        for where, msg in self.problems:
+            lines.append(f"{self.source}: {where}: {msg}" if where else f"{self.source}: {msg}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario and where it came from."""
+
+    scenario: Scenario
+    text: str
+    path: Path | None
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value as TOML (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[tuple[str, str]]:
+    """Apply ``dotted.key=value`` overrides to raw scenario data in place.
+
+    List entries are addressed by their index (``rules.0.half_max=2``).
+    Returns problems (key path, message) for overrides that cannot apply.
+    """
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append((f"--set {item}", "expected KEY=VALUE, e.g. domain.dt_min=2"))
+            continue
+        parts = key.split(".")
+        node: Any = data
+        ok = True
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, dict):
+                node = node.setdefault(part, {})
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                problems.append((f"--set {key}", f"cannot descend into {where!r}"))
+                ok = False
+                break
+        if not ok:
+            continue
+        last = parts[-1]
+        value = parse_value(raw.strip())
+        if isinstance(node, dict):
+            node[last] = value
+        elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        else:
+            problems.append((f"--set {key}", f"{'.'.join(parts[:-1])!r} has no entry {last!r}"))
+    return problems
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """Candidate model classes / containers behind an annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        out = []
+        for a in typing.get_args(annotation):
+            out += _unwrap(a)
+        return out
+    return [annotation]
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the keys at ``loc`` (None if not a model)."""
+    current: Any = Scenario
+    for part in loc:
+        nxt = None
+        for cand in _unwrap(current):
+            origin = typing.get_origin(cand)
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                if isinstance(part, str) and part in cand.model_fields:
+                    nxt = cand.model_fields[part].annotation
+            elif origin in (list, dict):
+                nxt = typing.get_args(cand)[-1]
+            if nxt is not None:
+                break
+        if nxt is None:
+            return None
+        current = nxt
+    for cand in _unwrap(current):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+    return None
+
+
+def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            owner = _model_at(loc[:-1])
+            allowed = ", ".join(owner.model_fields) if owner else "?"
+            msg = f"unknown key; allowed here: {allowed}"
+        elif kind == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"]
+            if "input" in err and not isinstance(err["input"], dict | list):
+                msg += f" (got {err['input']!r})"
+        problems.append((where, msg))
+    return problems
+
+
+def validate_data(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
+    """Validate raw scenario data; raise :class:`ScenarioError` with every problem."""
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, _pydantic_problems(exc)) from None
+    problems = cross_check(sc)
+    if problems:
+        raise ScenarioError(source, problems)
+    return sc
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a TOML file; raise :class:`ScenarioError` naming the file on failure."""
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError(str(p), [("", "no such file")])
+    if p.is_dir():
+        raise ScenarioError(str(p), [("", "is a directory, not a scenario file")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(p), [("", f"cannot read: {exc}")]) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
+    """Read, override and validate a scenario file.
+
+    Parameters
+    ----------
+    path
+        A TOML scenario file.
+    overrides
+        ``dotted.key=value`` strings, applied before validation.
+
+    Raises
+    ------
+    ScenarioError
+        With one (key path, message) entry per problem.
+    """
+    overrides = tuple(overrides)
+    data, text = read_toml(path)
+    problems = apply_overrides(data, overrides)
+    if problems:
+        raise ScenarioError(str(path), problems)
+    return LoadedScenario(validate_data(data, str(path)), text, Path(path), overrides)
