@@ -72,7 +72,9 @@ def stream_key(seed: int, tick: int, cell_id: int, purpose: int) -> np.uint64:
 @numba.njit(inline="always", cache=True)
 def bits(stream: np.uint64, k: int) -> np.uint64:
     """The k-th 64-bit word of a stream."""
-    return mix64(stream + (np.uint64(k) + np.uint64(1)) * _GOLDEN)
+    # the explicit cast keeps the arithmetic in uint64 even if a caller passes
+    # an int64 (numba would otherwise promote int64 + uint64 to float64)
+    return mix64(np.uint64(stream) + (np.uint64(k) + np.uint64(1)) * _GOLDEN)
 
 
 @numba.njit(inline="always", cache=True)

@@ -1,0 +1,33 @@
+"""Build small scenarios and engines by hand for kernel-level tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tme_abm.core.engine import Engine
+from tme_abm.scenario import compile_scenario, validate_data
+
+
+def minimal(shape=(41, 41), days: float = 1.0, dt_min: float = 5.0, seed: int = 1) -> dict:
+    """A valid scenario dict with one field and one inert cell type, no placement."""
+    return {
+        "name": "test",
+        "seed": seed,
+        "domain": {"shape": list(shape), "site_um": 20.0, "dt_min": dt_min, "duration_days": days},
+        "output": {"snapshot_every_min": dt_min},
+        "fields": {"signal": {"diffusion_um2_per_min": 0.0}},
+        "cell_types": {"a": {}},
+    }
+
+
+def with_type(data: dict, name: str, **spec: Any) -> dict:
+    """Copy of ``data`` with cell type ``name`` set to ``spec``."""
+    out = copy.deepcopy(data)
+    out["cell_types"][name] = spec
+    return out
+
+
+def engine(data: dict, seed: int | None = None) -> Engine:
+    """An Engine for a scenario dict (validated like a file)."""
+    return Engine(compile_scenario(validate_data(data, "test"), seed=seed))

@@ -1,0 +1,279 @@
+"""Whole-tick behaviour: lattice invariants, no directional bias, actions,
+recruitment, determinism across seeds and threads, bit-identical restart."""
+
+import numba
+import numpy as np
+import pytest
+from factory import engine, minimal, with_type
+
+from tme_abm.core.behaviours import EV_DIVISION, EV_KILLS, EV_RECRUIT
+from tme_abm.core.lattice import site_coords
+
+
+def check_invariants(e):
+    c = e.cells
+    sites = c.site[: c.n]
+    assert np.all(sites >= 0)
+    assert len(np.unique(sites)) == c.n, "two cells on one site"
+    assert np.array_equal(c.site_cell[sites], np.arange(c.n))
+    assert (c.site_cell >= 0).sum() == c.n
+    assert len(np.unique(c.id[: c.n])) == c.n
+    assert np.all(c.id[: c.n] < c.next_id)
+
+
+def coords(e):
+    nz, ny, nx = e.params.dims
+    s = e.cells.site[: e.cells.n].astype(np.int64)
+    return np.stack([s // (ny * nx), (s // nx) % ny, s % nx], axis=1)
+
+
+def busy_scenario(shape=(41, 41)):
+    data = minimal(shape=shape, days=0.5)
+    data["fields"]["signal"] = {"diffusion_um2_per_min": 600.0, "half_life_min": 60.0}
+    data = with_type(
+        data, "a", division_rate_per_min=0.01, death_rate_per_min=0.002,
+        migration_speed_um_per_min=4.0, secretion_ng_per_ml_per_min={"signal": 0.1},
+        transform_rate_per_min={"b": 0.002},
+    )
+    data = with_type(
+        data, "b", migration_speed_um_per_min=4.0, chemotaxis_field="signal",
+        chemotaxis_bias=0.7, kill_rate_per_min=0.05, kill_targets=["a"], kill_capacity=3,
+        death_rate_per_min=0.001,
+        recruitment={"rate_per_vessel_per_min": 0.01, "signal": "signal",
+                     "half_max_ng_per_ml": 0.1},
+    )
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 100.0},
+                         {"cell_type": "b", "region": "everywhere", "fraction": 0.02}]
+    data["vessels"] = {"fraction": 0.01}
+    return data
+
+
+def test_never_two_cells_on_one_site():
+    e = engine(busy_scenario())
+    check_invariants(e)
+    for _ in range(100):
+        e.step()
+        check_invariants(e)
+    assert e.cells.n > 50  # the scenario did not simply die out
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    data = busy_scenario()
+    runs = []
+    for seed in (5, 5, 6):
+        e = engine(data, seed=seed)
+        for _ in range(60):
+            e.step()
+        runs.append((e.cells.columns(), e.conc.copy()))
+    for name in runs[0][0]:
+        assert np.array_equal(runs[0][0][name], runs[1][0][name]), name
+    assert np.array_equal(runs[0][1], runs[1][1])
+    assert not np.array_equal(runs[0][0]["site"], runs[2][0]["site"])
+
+
+def test_one_and_two_threads_give_identical_runs():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba was started with one thread")
+    data = busy_scenario(shape=(12, 30, 30))
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            e = engine(data)
+            for _ in range(30):
+                e.step()
+            results.append((e.cells.columns(), e.conc.copy()))
+    finally:
+        numba.set_num_threads(before)
+    for name in results[0][0]:
+        assert np.array_equal(results[0][0][name], results[1][0][name]), name
+    assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_restart_from_checkpoint_is_bit_identical():
+    data = busy_scenario()
+    straight = engine(data)
+    for _ in range(40):
+        straight.step()
+    first = engine(data)
+    for _ in range(20):
+        first.step()
+    arrays, scalars = first.checkpoint()
+    resumed = engine(data)
+    resumed.restore(arrays, scalars)
+    for _ in range(20):
+        resumed.step()
+    for name, col in straight.cells.columns().items():
+        assert np.array_equal(col, resumed.cells.columns()[name]), name
+    assert np.array_equal(straight.conc, resumed.conc)
+
+
+def grow_from_one_cell(seed, shape=(121, 121), target=2500):
+    data = minimal(shape=shape, days=30)
+    data = with_type(data, "a", division_rate_per_min=0.01)
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 1.0}]
+    e = engine(data, seed=seed)
+    assert e.cells.n == 1
+    while e.cells.n < target:
+        e.step()
+    return coords(e)[:, 1:].astype(float), np.array(shape[-2:]) // 2
+
+
+def test_tumour_grown_from_one_cell_has_no_preferred_direction():
+    # Pool 64 tumours of 800 cells: one tumour's centre of mass wanders ~1 site
+    # (the first divisions decide a lot), so bias shows only across many seeds.
+    offsets, second_moments, quadrants = [], [], []
+    for seed in range(64):
+        yx, centre = grow_from_one_cell(seed, shape=(81, 81), target=800)
+        d = yx - centre
+        offsets.append(d.mean(axis=0))
+        second_moments.append([(d[:, 0] ** 2).mean(), (d[:, 1] ** 2).mean(),
+                               (d[:, 0] * d[:, 1]).mean()])
+        quadrants.append(np.histogram2d(d[:, 0] > 0, d[:, 1] > 0, bins=2)[0].ravel() / len(d))
+        # round: the farthest cell is not much farther out than a disc of that area
+        assert np.sqrt((d**2).sum(axis=1)).max() < 1.5 * np.sqrt(len(d) / np.pi)
+    offsets, m, quadrants = np.array(offsets), np.array(second_moments), np.array(quadrants)
+    # Each statistic must sit within 4 standard errors of its unbiased value, and
+    # the standard error must be small enough that the named bias would show.
+    def unbiased(samples, expected, detectable):
+        samples = np.atleast_2d(np.asarray(samples).T).T
+        se = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
+        assert np.all(4 * se < detectable), "too few seeds to detect the bias"
+        assert np.all(np.abs(samples.mean(axis=0) - expected) < 4 * se)
+
+    unbiased(offsets, 0.0, 1.0)  # centre of mass stays put (a 1-site drift would show)
+    # isotropic second moments: a row sweep or an ordered update stretches one axis
+    unbiased((m[:, 0] - m[:, 1]) / (m[:, 0] + m[:, 1]), 0.0, 0.06)
+    unbiased(m[:, 2] / (m[:, 0] + m[:, 1]), 0.0, 0.06)
+    unbiased(quadrants, 0.25, 0.03)  # no quadrant favoured
+
+
+def test_random_walk_has_no_drift():
+    data = minimal(shape=(200, 200), days=1)
+    data = with_type(data, "a", migration_speed_um_per_min=100.0)  # moves every tick
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 1500.0,
+                          "fraction": 0.1}]
+    e = engine(data)
+    assert e.cells.n > 1500  # enough walkers that var_y/var_x has a standard error < 5%
+    start = coords(e)[:, 1:].astype(float)
+    ids = e.cells.id[: e.cells.n].copy()
+    n_steps = 60
+    for _ in range(n_steps):
+        e.step()
+    assert np.array_equal(e.cells.id[: e.cells.n], ids)
+    d = coords(e)[:, 1:] - start
+    se = d.std(axis=0) / np.sqrt(len(d))
+    assert np.all(np.abs(d.mean(axis=0)) < 4 * se)
+    var = d.var(axis=0)
+    assert abs(var[0] / var[1] - 1) < 0.15
+    # a free Moore walk has variance 0.75 sites^2 per step per axis; crowding (10%) lowers it
+    assert 0.6 * 0.75 * n_steps < var.mean() < 1.05 * 0.75 * n_steps
+
+
+def test_migration_speed_is_honoured():
+    data = minimal(shape=(300, 300), days=1)
+    data = with_type(data, "a", migration_speed_um_per_min=2.0)
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 2500.0,
+                          "fraction": 0.01}]
+    e = engine(data)
+    moves = 0
+    for _ in range(100):
+        before = e.cells.site[: e.cells.n].copy()
+        e.step()
+        moves += (e.cells.site[: e.cells.n] != before).sum()
+    expected = 2.0 * 5.0 / e.mean_step_um * 100 * e.cells.n
+    assert abs(moves / expected - 1) < 0.05
+
+
+def test_chemotaxis_climbs_the_gradient():
+    data = minimal(shape=(60, 60), days=1)
+    data = with_type(data, "a", migration_speed_um_per_min=100.0, chemotaxis_field="signal",
+                     chemotaxis_bias=0.5)
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 300.0,
+                          "fraction": 0.1}]
+    e = engine(data)
+    x = np.arange(60, dtype=np.float32)
+    e.conc[0, :, :, 0] = x[None, :]  # rises along +x, flat along y (D = 0, no decay)
+    start = coords(e)[:, 1:].astype(float)
+    for _ in range(10):
+        e.step()
+    d = coords(e)[:, 1:] - start
+    assert d[:, 1].mean() > 3.0  # about half the moves go up the gradient
+    assert abs(d[:, 0].mean()) < 4 * d[:, 0].std() / np.sqrt(len(d))
+
+
+def test_division_needs_a_free_neighbour():
+    data = minimal(shape=(9, 9), days=1)
+    data = with_type(data, "a", division_rate_per_min=10.0)
+    data["placement"] = [{"cell_type": "a", "region": "everywhere"}]
+    e = engine(data)
+    assert e.cells.n == 81
+    e.step()
+    assert e.cells.n == 81 and e.events[EV_DIVISION].sum() == 0
+    check_invariants(e)
+
+
+def test_killer_stops_at_its_kill_capacity():
+    data = minimal(shape=(9, 9), days=1)
+    data = with_type(data, "a")
+    data = with_type(data, "k", kill_rate_per_min=100.0, kill_targets=["a"], kill_capacity=3)
+    data["placement"] = [{"cell_type": "k", "region": "disc", "radius_um": 1.0},
+                         {"cell_type": "a", "region": "everywhere"}]
+    e = engine(data)
+    kills = 0
+    for _ in range(20):
+        e.step()
+        kills += e.events[EV_KILLS, 1]
+    assert kills == 3
+    assert (e.cells.type[: e.cells.n] == 0).sum() == 80 - 3
+
+
+def test_kill_resistance_lowers_kill_probability():
+    def kills_with(resistance):
+        data = minimal(shape=(3, 3 * 200), days=1)
+        data = with_type(data, "a", kill_resistance=resistance)
+        data = with_type(data, "k", kill_rate_per_min=0.02, kill_targets=["a"])
+        data["placement"] = [{"cell_type": "k", "region": "everywhere", "fraction": 0.5},
+                             {"cell_type": "a", "region": "everywhere"}]
+        e = engine(data)
+        e.step()
+        return e.events[EV_KILLS, 1]
+    none, half = kills_with(0.0), kills_with(0.5)
+    # per-tick kill probability 1 - exp(-0.1) vs 1 - exp(-0.05) for killers with a target
+    assert 0.4 < half / none < 0.62
+
+
+def test_recruits_enter_at_vessels_only():
+    data = minimal(shape=(50, 50), days=1)
+    data = with_type(data, "r", recruitment={"rate_per_vessel_per_min": 0.002})
+    data["vessels"] = {"fraction": 0.01}
+    e = engine(data)
+    vessels = set(e.vessel_sites.tolist())
+    assert len(vessels) > 5
+    total = 0
+    for _ in range(20):
+        e.step()
+        total += e.events[EV_RECRUIT, 1]
+    assert total == e.cells.n > 0
+    assert set(e.cells.site[: e.cells.n].tolist()) <= vessels
+    expected = len(vessels) * 20 * (1 - np.exp(-0.002 * 5))
+    assert abs(total - expected) < 4 * np.sqrt(expected)
+
+
+def test_three_dimensional_lattice_runs_and_keeps_invariants():
+    data = busy_scenario(shape=(15, 15, 15))
+    data["placement"][0]["radius_um"] = 60.0
+    e = engine(data)
+    assert e.params.ndim == 3 and e.offsets.shape == (26, 3)
+    for _ in range(30):
+        e.step()
+        check_invariants(e)
+    z = coords(e)[:, 0]
+    assert z.min() < 5 and z.max() > 9  # cells use the third dimension
+
+
+def test_site_coords_round_trip():
+    for site in (0, 7, 123, 3374):
+        z, y, x = site_coords(site, 15, 15)
+        assert (z * 15 + y) * 15 + x == site
