@@ -77,9 +77,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from tme_abm.io import RunExistsError
-    from tme_abm.runner import default_output_path, run_scenario
-    from tme_abm.scenario import ScenarioError, load_scenario
+    from tme_abm.scenario import ScenarioError, default_output_path, load_scenario
 
     try:
         loaded = load_scenario(args.scenario, args.overrides)
@@ -92,12 +90,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"{out} already exists; use --force to replace it")
     if out.exists() and out.is_dir():
         return _fail(f"{out} is a directory; --out needs a file name such as run.h5")
+    # the model, Mesa and numba load only once the input is known to be good
+    from tme_abm.io import RunExistsError
+    from tme_abm.runner import run_scenario
+
     try:
         result = run_scenario(
             loaded, out, seed=args.seed, force=args.force, progress=False if args.quiet else None
         )
     except RunExistsError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # e.g. --out under a regular file, or an unwritable directory
+        return _fail(f"cannot write {out}: {exc}")
     except KeyboardInterrupt:
         print(
             f"\ntme-abm: interrupted; completed snapshots are in {out}.partial",

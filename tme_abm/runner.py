@@ -35,11 +35,6 @@ class RunResult:
     final: dict[str, float]
 
 
-def default_output_path(loaded: LoadedScenario, out_dir: str | Path = "output") -> Path:
-    """``output/<scenario name>.h5``."""
-    return Path(out_dir) / f"{loaded.scenario.name}.h5"
-
-
 def _series_meta(name: str, fields_units: dict[str, str]) -> tuple[str, str, str]:
     for prefix, units in _SERIES_UNITS.items():
         if name.startswith(prefix + "_"):

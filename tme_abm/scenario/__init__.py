@@ -5,6 +5,7 @@ from tme_abm.scenario.load import (
     LoadedScenario,
     ScenarioError,
     apply_overrides,
+    default_output_path,
     load_scenario,
     validate_data,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ScenarioError",
     "apply_overrides",
     "compile_scenario",
+    "default_output_path",
     "load_scenario",
     "validate_data",
 ]

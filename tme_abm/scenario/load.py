@@ -46,6 +46,11 @@ class LoadedScenario:
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
 
+def default_output_path(loaded: LoadedScenario, out_dir: str | Path = "output") -> Path:
+    """Where a run goes when no ``--out`` is given: ``output/<scenario name>.h5``."""
+    return Path(out_dir) / f"{loaded.scenario.name}.h5"
+
+
 def parse_value(raw: str) -> Any:
     """A ``--set`` value as TOML (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else a string."""
     try:
