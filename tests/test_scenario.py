@@ -324,11 +324,6 @@ def test_several_cross_check_problems_are_all_reported() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: cross-file checks only run once the per-key checks pass, so a bad "
-    "value hides an unknown name elsewhere (tme_abm/scenario/load.py validate_data)",
-)
 def test_value_and_name_problems_are_reported_together() -> None:
     data = tiny()
     data["domain"]["site_um"] = -1

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tme_abm.scenario.schema import Scenario, cross_check
+from tme_abm.scenario.schema import Scenario, consistency_problems, name_problems
 
 
 class ScenarioError(ValueError):
@@ -156,11 +156,14 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
 
 def validate_data(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
     """Validate raw scenario data; raise :class:`ScenarioError` with every problem."""
+    names = name_problems(data)
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(source, _pydantic_problems(exc)) from None
-    problems = cross_check(sc)
+        problems = _pydantic_problems(exc)
+        seen = {where for where, _ in problems}
+        raise ScenarioError(source, problems + [p for p in names if p[0] not in seen]) from None
+    problems = names + consistency_problems(sc)
     if problems:
         raise ScenarioError(source, problems)
     return sc

@@ -2,19 +2,21 @@
 
 Units are in key names (``site_um``, ``half_life_min``,
 ``diffusion_um2_per_min``).  Field-level checks (types, ranges) live on the
-models; checks that need the whole file (a rule naming an unknown field or
-cell type, a snapshot interval longer than the run) live in
-:func:`cross_check`, which returns every problem with its key path instead
-of stopping at the first.
+models.  Checks that need the whole file return every problem with its key
+path instead of stopping at the first: :func:`name_problems` (a rule naming
+an unknown field or cell type, ...) reads the raw data, so it reports even
+when values elsewhere are invalid; :func:`consistency_problems` (a snapshot
+interval longer than the run, ...) needs a validated scenario.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tme_abm.core.rules import FIXED_BEHAVIOURS, FIXED_SIGNALS
+from tme_abm.core.rules import behaviour_names, signal_names
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)]
@@ -175,44 +177,77 @@ class Scenario(_Strict):
         return max(1, round(self.domain.duration_days * 1440.0 / self.domain.dt_min))
 
 
-def allowed_behaviours(scenario: Scenario) -> list[str]:
-    """Every behaviour name a rule may use in this scenario."""
-    return (
-        list(FIXED_BEHAVIOURS)
-        + [f"secretion:{f}" for f in scenario.fields]
-        + [f"uptake:{f}" for f in scenario.fields]
-        + [f"transform:{t}" for t in scenario.cell_types]
-    )
-
-
-def allowed_signals(scenario: Scenario) -> list[str]:
-    """Every signal name a rule may use in this scenario."""
-    return (
-        list(scenario.fields) + list(FIXED_SIGNALS) + [f"contact:{t}" for t in scenario.cell_types]
-    )
-
-
 def _one_of(names) -> str:
     names = list(names)
     return ", ".join(names) if names else "(none defined)"
 
 
-def cross_check(sc: Scenario) -> list[tuple[str, str]]:
-    """Problems that need the whole file, as (key path, message) pairs."""
+def _table(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Unknown names referenced anywhere in raw scenario data.
+
+    Works on the raw (unvalidated) data so that a bad value elsewhere does not
+    hide these; entries of the wrong type are left to the schema's own errors.
+    """
     problems: list[tuple[str, str]] = []
-    fields = set(sc.fields)
-    types = set(sc.cell_types)
+    field_names = tuple(k for k in _table(data.get("fields")))
+    type_names = tuple(k for k in _table(data.get("cell_types")))
 
-    def need_field(path: str, name: str | None) -> None:
-        if name is not None and name not in fields:
-            problems.append((path, f"unknown field {name!r}; defined fields: {_one_of(sc.fields)}"))
+    def need(kind: str, known: tuple[str, ...], listed_as: str, path: str, name: Any) -> None:
+        if isinstance(name, str) and name not in known:
+            problems.append((path, f"unknown {kind} {name!r}; {listed_as}: {_one_of(known)}"))
 
-    def need_type(path: str, name: str) -> None:
-        if name not in types:
-            problems.append(
-                (path, f"unknown cell type {name!r}; defined types: {_one_of(sc.cell_types)}")
-            )
+    def need_field(path: str, name: Any) -> None:
+        need("field", field_names, "defined fields", path, name)
 
+    def need_type(path: str, name: Any) -> None:
+        need("cell type", type_names, "defined types", path, name)
+
+    for tname, ct in _table(data.get("cell_types")).items():
+        ct = _table(ct)
+        p = f"cell_types.{tname}"
+        need_field(f"{p}.chemotaxis_field", ct.get("chemotaxis_field"))
+        for k, target in enumerate(_array(ct.get("kill_targets"))):
+            need_type(f"{p}.kill_targets.{k}", target)
+        for target in _table(ct.get("transform_rate_per_min")):
+            need_type(f"{p}.transform_rate_per_min.{target}", target)
+            if target == tname:
+                problems.append(
+                    (f"{p}.transform_rate_per_min.{target}", "a type cannot transform into itself")
+                )
+        for key in ("secretion_ng_per_ml_per_min", "uptake_per_min"):
+            for fname in _table(ct.get(key)):
+                need_field(f"{p}.{key}.{fname}", fname)
+        for k, inp in enumerate(_array(_table(ct.get("stat3")).get("inputs"))):
+            need_field(f"{p}.stat3.inputs.{k}.field", _table(inp).get("field"))
+        need_field(f"{p}.recruitment.signal", _table(ct.get("recruitment")).get("signal"))
+    behaviours = behaviour_names(field_names, type_names)
+    signals = signal_names(field_names, type_names)
+    for k, rule in enumerate(_array(data.get("rules"))):
+        rule = _table(rule)
+        need_type(f"rules.{k}.cell_type", rule.get("cell_type"))
+        need("signal", tuple(signals), "allowed", f"rules.{k}.signal", rule.get("signal"))
+        need(
+            "behaviour", tuple(behaviours), "allowed", f"rules.{k}.behaviour", rule.get("behaviour")
+        )
+    for k, pl in enumerate(_array(data.get("placement"))):
+        need_type(f"placement.{k}.cell_type", _table(pl).get("cell_type"))
+    need_field("stat3_inhibitor.field", _table(data.get("stat3_inhibitor")).get("field"))
+    for k, fname in enumerate(_array(_table(data.get("output")).get("fields"))):
+        need_field(f"output.fields.{k}", fname)
+    return problems
+
+
+def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
+    """Problems between values of a scenario that passed the schema and name checks."""
+    problems: list[tuple[str, str]] = []
     if len(sc.cell_types) > 127:
         problems.append(("cell_types", "at most 127 cell types are allowed"))
     ndim = len(sc.domain.shape)
@@ -222,46 +257,13 @@ def cross_check(sc: Scenario) -> list[tuple[str, str]]:
                 (f"fields.{name}.boundary_ng_per_ml", 'only used with boundary = "dirichlet"')
             )
     for tname, ct in sc.cell_types.items():
-        p = f"cell_types.{tname}"
-        need_field(f"{p}.chemotaxis_field", ct.chemotaxis_field)
         if ct.chemotaxis_bias > 0 and ct.chemotaxis_field is None:
-            problems.append((f"{p}.chemotaxis_bias", "needs chemotaxis_field to be set"))
-        for k, target in enumerate(ct.kill_targets):
-            need_type(f"{p}.kill_targets.{k}", target)
-        for target in ct.transform_rate_per_min:
-            need_type(f"{p}.transform_rate_per_min.{target}", target)
-            if target == tname:
-                problems.append(
-                    (f"{p}.transform_rate_per_min.{target}", "a type cannot transform into itself")
-                )
-        for key in ("secretion_ng_per_ml_per_min", "uptake_per_min"):
-            for fname in getattr(ct, key):
-                need_field(f"{p}.{key}.{fname}", fname)
-        for k, inp in enumerate(ct.stat3.inputs):
-            need_field(f"{p}.stat3.inputs.{k}.field", inp.field)
-        if ct.recruitment is not None:
-            need_field(f"{p}.recruitment.signal", ct.recruitment.signal)
-    behaviours = set(allowed_behaviours(sc))
-    signals = set(allowed_signals(sc))
+            problems.append(
+                (f"cell_types.{tname}.chemotaxis_bias", "needs chemotaxis_field to be set")
+            )
     saturations: dict[tuple[str, str, str], tuple[int, float]] = {}
     for k, rule in enumerate(sc.rules):
         p = f"rules.{k}"
-        need_type(f"{p}.cell_type", rule.cell_type)
-        if rule.signal not in signals:
-            problems.append(
-                (
-                    f"{p}.signal",
-                    f"unknown signal {rule.signal!r}; allowed: {_one_of(allowed_signals(sc))}",
-                )
-            )
-        if rule.behaviour not in behaviours:
-            problems.append(
-                (
-                    f"{p}.behaviour",
-                    f"unknown behaviour {rule.behaviour!r}; "
-                    f"allowed: {_one_of(allowed_behaviours(sc))}",
-                )
-            )
         if rule.behaviour in ("chemotaxis_bias", "kill_resistance") and rule.saturation > 1:
             problems.append((f"{p}.saturation", f"{rule.behaviour} is a fraction: must be <= 1"))
         key = (rule.cell_type, rule.behaviour, rule.direction)
@@ -278,7 +280,6 @@ def cross_check(sc: Scenario) -> list[tuple[str, str]]:
         saturations.setdefault(key, (k, rule.saturation))
     for k, pl in enumerate(sc.placement):
         p = f"placement.{k}"
-        need_type(f"{p}.cell_type", pl.cell_type)
         if pl.region in ("disc", "annulus") and pl.radius_um <= 0:
             problems.append((f"{p}.radius_um", f"must be > 0 for region {pl.region!r}"))
         if pl.region == "annulus" and pl.inner_radius_um >= pl.radius_um:
@@ -287,10 +288,6 @@ def cross_check(sc: Scenario) -> list[tuple[str, str]]:
             problems.append(
                 (f"{p}.centre_um", f"needs {ndim} coordinates (µm, in the order of domain.shape)")
             )
-    if sc.stat3_inhibitor is not None:
-        need_field("stat3_inhibitor.field", sc.stat3_inhibitor.field)
-    for k, fname in enumerate(sc.output.fields or []):
-        need_field(f"output.fields.{k}", fname)
     duration_min = sc.domain.duration_days * 1440.0
     if sc.output.snapshot_every_min > duration_min:
         problems.append(
