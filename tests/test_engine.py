@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from factory import engine, minimal, with_type
 
+from tme_abm.core import engine as engine_module
 from tme_abm.core.behaviours import EV_DIVISION, EV_KILLS, EV_RECRUIT
 from tme_abm.core.lattice import site_coords
 
@@ -71,9 +72,12 @@ def test_same_seed_same_run_other_seed_other_run():
     assert not np.array_equal(runs[0][0]["site"], runs[2][0]["site"])
 
 
-def test_one_and_two_threads_give_identical_runs():
+def test_one_and_two_threads_give_identical_runs(monkeypatch):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba was started with one thread")
+    # small problems normally run serially; force the parallel kernels
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_CELLS", 0)
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_FIELD_VOXELS", 0)
     data = busy_scenario(shape=(12, 30, 30))
     results = []
     before = numba.get_num_threads()

@@ -19,6 +19,10 @@ the Engine directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 
 from tme_abm.core.behaviours import EVENTS, act, recruit
@@ -34,6 +38,30 @@ from tme_abm.core.random import (
 )
 from tme_abm.core.rules import B_STAT3, evaluate_rules, secretion_column, uptake_column
 from tme_abm.core.stat3 import update_stat3
+
+#: Below these sizes a parallel kernel runs on one thread: waking a second
+#: thread costs more than it saves, and far more when another process holds
+#: a core (measured: the 200 x 200 baseline took 8.7 s on 1 thread and 30 s
+#: on 2 threads with one core busy elsewhere).  Results do not depend on it.
+PARALLEL_MIN_FIELD_VOXELS = 1_000_000
+PARALLEL_MIN_CELLS = 100_000
+
+
+@contextmanager
+def threads_for(work: int, kind: str) -> Iterator[None]:
+    """Run the enclosed kernels on one thread when ``work`` is below the
+    module's ``PARALLEL_MIN_CELLS`` (kind "cells") or
+    ``PARALLEL_MIN_FIELD_VOXELS`` (kind "fields"), read at call time."""
+    threshold = PARALLEL_MIN_CELLS if kind == "cells" else PARALLEL_MIN_FIELD_VOXELS
+    before = numba.get_num_threads()
+    if work >= threshold or before == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 class Engine:
@@ -119,10 +147,11 @@ class Engine:
         """Recompute every cell's behaviours from its current signals."""
         p, c = self.params, self.cells
         nz, ny, nx, offsets = self.geom
-        evaluate_rules(
-            c.n, c.type, c.site, c.stat3, c.socs3, c.kills, c.site_cell, self.conc_flat(),
-            nz, ny, nx, offsets, p.need_contacts, p.n_signals, *self.rules, c.behaviours,
-        )
+        with threads_for(c.n, "cells"):
+            evaluate_rules(
+                c.n, c.type, c.site, c.stat3, c.socs3, c.kills, c.site_cell, self.conc_flat(),
+                nz, ny, nx, offsets, p.need_contacts, p.n_signals, *self.rules, c.behaviours,
+            )
 
     def step_fields(self) -> None:
         """Secretion and uptake by cells, then diffusion and decay over dt."""
@@ -132,22 +161,26 @@ class Engine:
             sec0, upt0 = secretion_column(nf), uptake_column(nf)
             secretion = np.ascontiguousarray(c.behaviours[: c.n, sec0 : sec0 + nf])
             uptake = np.ascontiguousarray(c.behaviours[: c.n, upt0 : upt0 + nf])
-            apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
+            with threads_for(c.n, "cells"):
+                apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
         if nf > 0:
-            diffuse_decay(
-                self.conc, self._diff_number, p.decay_per_min, p.dt_min, p.bc_dirichlet, p.bc_value
-            )
+            with threads_for(self.conc.size, "fields"):
+                diffuse_decay(
+                    self.conc, self._diff_number, p.decay_per_min, p.dt_min, p.bc_dirichlet,
+                    p.bc_value,
+                )
 
     def step_stat3(self) -> None:
         """Every cell senses its site and updates STAT3 and SOCS3."""
         p, c = self.params, self.cells
-        update_stat3(
-            c.n, c.type, c.site, c.flags, c.stat3, c.socs3, c.behaviours[:, B_STAT3],
-            self.conc_flat(), p.dt_min, p.k_on, p.k_off, p.socs3_production, p.socs3_decay,
-            p.socs3_half_max, p.knockout, p.input_offset, p.input_field, p.input_weight,
-            p.input_half_max, p.input_hill, p.input_socs3_sensitive, p.inhibitor_field,
-            p.inhibitor_half_max, p.inhibitor_hill, p.inhibitor_max,
-        )
+        with threads_for(c.n, "cells"):
+            update_stat3(
+                c.n, c.type, c.site, c.flags, c.stat3, c.socs3, c.behaviours[:, B_STAT3],
+                self.conc_flat(), p.dt_min, p.k_on, p.k_off, p.socs3_production, p.socs3_decay,
+                p.socs3_half_max, p.knockout, p.input_offset, p.input_field, p.input_weight,
+                p.input_half_max, p.input_hill, p.input_socs3_sensitive, p.inhibitor_field,
+                p.inhibitor_half_max, p.inhibitor_hill, p.inhibitor_max,
+            )
 
     def step_act(self) -> None:
         """Cells act once each, in a random order; then recruitment."""
