@@ -55,6 +55,7 @@ def test_never_two_cells_on_one_site():
     for _ in range(100):
         e.step()
         check_invariants(e)
+        assert e.conc.min() >= 0.0 and np.isfinite(e.conc).all()
     assert e.cells.n > 50  # the scenario did not simply die out
 
 

@@ -1,0 +1,38 @@
+"""tme_abm: an agent-based model of the tumour microenvironment with per-cell STAT3.
+
+The public API, re-exported here and imported on first use (so that
+``tme-abm validate`` does not pay for loading Mesa and numba)::
+
+    TMEModel                 the Mesa model (tme_abm.model)
+    load_scenario            read + validate a scenario file (tme_abm.scenario)
+    ScenarioError            what invalid scenarios raise
+    run_scenario             run a scenario into a run file (tme_abm.runner)
+    run_summary, read_snapshot, read_timeseries   read run files (tme_abm.io)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TMEModel": "tme_abm.model",
+    "load_scenario": "tme_abm.scenario",
+    "ScenarioError": "tme_abm.scenario",
+    "run_scenario": "tme_abm.runner",
+    "run_summary": "tme_abm.io",
+    "read_snapshot": "tme_abm.io",
+    "read_timeseries": "tme_abm.io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tme_abm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -118,7 +118,7 @@ def _print_run_summary(loaded, result) -> None:
     size_mb = result.path.stat().st_size / 1e6
     days = result.ticks * sc.domain.dt_min / 1440.0
     print(f"wrote {result.path} ({size_mb:.1f} MB, {result.snapshots} snapshots)")
-    print(f"simulated {days:g} days in {result.ticks} ticks, {result.seconds:.1f} s wall time")
+    print(f"simulated {days:.3g} days in {result.ticks} ticks, {result.seconds:.1f} s wall time")
     counts = ", ".join(f"{t} {int(final[f'count_{t}'])}" for t in sc.cell_types)
     print(f"cells at the end: {counts}")
     stat3 = ", ".join(
