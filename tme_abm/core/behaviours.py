@@ -7,10 +7,13 @@ purpose), so neither the thread count nor the order in which other cells
 drew numbers changes them.  Rates r (1/min) become per-tick probabilities
 ``1 - exp(-r dt)``.  In order, a cell:
 
-1. dies with its ``death`` rate (its site is freed at once);
+1. dies with its ``death`` rate (its site is freed at once, and its type's
+   ``death_release`` amounts are added to the fields at that site, e.g. a
+   danger signal from a dying tumour cell);
 2. if it kills (``kill`` > 0 and fewer kills than its type's capacity),
    picks one neighbouring target at random and kills it with probability
-   ``1 - exp(-kill * dt * (1 - kill_resistance_of_target))``;
+   ``1 - exp(-kill * dt * (1 - kill_resistance_of_target))`` (a killed
+   target releases like a dying one);
 3. divides with its ``division`` rate into a random free Moore neighbour
    (no free neighbour: no division, i.e. contact inhibition); the daughter
    copies STAT3, SOCS3, flags and behaviours, and does not act this tick;
@@ -80,14 +83,16 @@ def _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free):
 @numba.njit(cache=True)
 def act(
     n0, order, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
-    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, conc_flat, events,
+    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, death_release,
+    conc_flat, events,
 ):
     """Let cells ``order[0..n0-1]`` act once; returns ``(n, next_id)``.
 
     ``state`` is ``(ids, types, sites, stat3, socs3, kills, flags, behaviours,
     site_cell)``; arrays need room for ``2 * n0`` rows (every cell may divide).
     ``geom`` is ``(nz, ny, nx, offsets)``; ``rules`` is the tuple of rule tables
-    taken by :func:`tme_abm.core.rules.evaluate_cell`.
+    taken by :func:`tme_abm.core.rules.evaluate_cell`; ``death_release`` is
+    (types, fields) in ng/mL added to a dying cell's site.
     """
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
@@ -112,6 +117,8 @@ def act(
             if uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0) < -math.expm1(-rate * dt_min):
                 sites[i] = -1
                 site_cell[s] = -1
+                for f in range(nf):
+                    conc_flat[s, f] += death_release[t, f]
                 events[EV_DEATH, t] += 1
                 continue
         # 2. kill one neighbouring target
@@ -130,8 +137,11 @@ def act(
                 p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
                 if uniform(st, 1) < p:
                     tj = types[j]
-                    site_cell[sites[j]] = -1
+                    sj = sites[j]
+                    site_cell[sj] = -1
                     sites[j] = -1
+                    for f in range(nf):
+                        conc_flat[sj, f] += death_release[tj, f]
                     kills[i] += 1
                     events[EV_KILLED, tj] += 1
                     events[EV_KILLS, t] += 1

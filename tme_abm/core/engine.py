@@ -4,6 +4,9 @@
 builds the initial state from :class:`~tme_abm.core.params.EngineParams`, and
 advances one tick in the order of DESIGN.md:
 
+0. therapies: rebuild the per-type tables for the therapies active now,
+   run this tick's one-off events (transfers, depletions), let dosed drugs
+   enter at vessels (:mod:`tme_abm.core.therapy`);
 1. fields: secretion and uptake by cells, then implicit diffusion and decay;
 2. sense + STAT3: each cell reads the fields at its site and updates STAT3
    and SOCS3;
@@ -11,8 +14,6 @@ advances one tick in the order of DESIGN.md:
 4. act, in a random order: die, kill, divide, transform, move;
 5. recruit immune cells at vessel sites;
 6. drop dead cells and count.
-
-(Therapy schedules, step 0 of DESIGN.md's tick, arrive with the interventions.)
 ``TMEModel`` wraps an Engine as a Mesa model; benchmarks and tests may use
 the Engine directly.
 """
@@ -25,19 +26,27 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from tme_abm.core.behaviours import EVENTS, act, recruit
+from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, recruit
 from tme_abm.core.cells import CELL_COLUMNS, CellTable
 from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
-from tme_abm.core.lattice import distance_from_point_um, moore_offsets
+from tme_abm.core.lattice import distance_from_point_um, moore_offsets, neighbour_sites
 from tme_abm.core.params import EngineParams
 from tme_abm.core.random import (
+    PURPOSE_DEPLETE,
     PURPOSE_ORDER,
     PURPOSE_PLACE,
+    PURPOSE_TRANSFER,
     PURPOSE_VESSEL_PLACE,
     uniform_array,
 )
 from tme_abm.core.rules import B_STAT3, evaluate_rules, secretion_column, uptake_column
-from tme_abm.core.stat3 import update_stat3
+from tme_abm.core.stat3 import FLAG_STAT3_KNOCKOUT, update_stat3
+from tme_abm.core.therapy import (
+    Transfer,
+    effective_tables,
+    tissue_exchange,
+    vessel_exchange,
+)
 
 #: Below these sizes a parallel kernel runs on one thread: waking a second
 #: thread costs more than it saves, and far more when another process holds
@@ -89,11 +98,8 @@ class Engine:
         self._diff_number = diffusion_coefficients(p.diffusion_um2_per_min, p.site_um, p.dt_min)
         n_behaviours = p.base.shape[1]
         self.cells = CellTable(self.n_sites, n_behaviours)
-        self.rules = (
-            p.base, p.sat_up, p.sat_down, p.rule_offset, p.rule_signal, p.rule_behaviour,
-            p.rule_up, p.rule_half_max, p.rule_hill,
-        )
         self.tick = 0
+        self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
         self.vessel_sites = self._place_vessels()
         self._place_cells()
@@ -127,6 +133,106 @@ class Engine:
             chosen = all_sites[region & (u < pl.fraction) & (self.cells.site_cell < 0)]
             self.cells.add(pl.cell_type, chosen, stat3=float(p.initial_stat3[pl.cell_type]))
 
+    # -------------------------------------------------------------- therapies
+    def _set_tables(self) -> None:
+        """Per-type tables with the therapies active at the current time."""
+        p = self.params
+        self.tables = effective_tables(
+            p.effects,
+            self.time_min,
+            p.knockout,
+            p.k_on,
+            p.decay_per_min,
+            p.base.shape[1],
+            p.recruit_rate,
+        )
+        scale = self.tables.behaviour_scale
+        self.rules = (
+            p.base * scale,
+            p.sat_up * scale,
+            p.sat_down * scale,
+            p.rule_offset,
+            p.rule_signal,
+            p.rule_behaviour,
+            p.rule_up,
+            p.rule_half_max,
+            p.rule_hill,
+        )
+
+    def _in_this_tick(self, t_min: float) -> bool:
+        return self.time_min <= t_min < self.time_min + self.params.dt_min
+
+    def step_therapies(self) -> None:
+        """Therapy tables for now, this tick's one-off events, drug entry at vessels."""
+        p = self.params
+        self._set_tables()
+        changed = False
+        for e in p.effects:
+            if e.kind == "depletion" and self._in_this_tick(e.start_min):
+                self._deplete(e.cell_types, e.value)
+                changed = True
+        for k, tr in enumerate(p.transfers):
+            if self._in_this_tick(tr.time_min):
+                self._transfer(k, tr)
+                changed = True
+        if changed:
+            self.evaluate_rules()
+        for drug in p.drugs:
+            plasma = drug.plasma_ng_per_ml(self.time_min)
+            if not drug.at_vessels:
+                tissue_exchange(
+                    self.conc_flat(), drug.field, plasma, drug.exchange_per_min, p.dt_min
+                )
+            elif len(self.vessel_sites):
+                vessel_exchange(
+                    self.conc_flat(),
+                    self.vessel_sites,
+                    drug.field,
+                    plasma,
+                    drug.exchange_per_min,
+                    p.dt_min,
+                )
+
+    def _deplete(self, cell_types: tuple[int, ...], fraction: float) -> None:
+        c = self.cells
+        n = c.n
+        u = uniform_array(self.params.seed, self.tick, c.id[:n], PURPOSE_DEPLETE, 0)
+        doomed = np.isin(c.type[:n], cell_types) & (u < fraction)
+        c.site_cell[c.site[:n][doomed]] = -1
+        c.site[:n][doomed] = -1
+        c.compact()
+
+    def _transfer(self, index: int, tr: Transfer) -> None:
+        """Place ``tr.count`` cells at random vessels (anywhere if there are none):
+        on the vessel site if free, else on a random free neighbour of it."""
+        p, c = self.params, self.cells
+        attempts = np.arange(4 * tr.count, dtype=np.int64) + index * 2**32
+        pick_vessel = uniform_array(p.seed, self.tick, attempts, PURPOSE_TRANSFER, 0)
+        pick_site = uniform_array(p.seed, self.tick, attempts, PURPOSE_TRANSFER, 1)
+        candidates = self.vessel_sites if len(self.vessel_sites) else np.arange(self.n_sites)
+        nz, ny, nx, offsets = self.geom
+        nbuf = np.empty(len(offsets), dtype=np.int64)
+        chosen: list[int] = []
+        for u, w in zip(pick_vessel, pick_site, strict=True):
+            if len(chosen) == tr.count:
+                break
+            site = int(candidates[min(int(u * len(candidates)), len(candidates) - 1)])
+            m = neighbour_sites(site, nz, ny, nx, offsets, nbuf)
+            options = [site] + [int(x) for x in nbuf[:m]]
+            free = [x for x in options if c.site_cell[x] < 0 and x not in chosen]
+            if free:
+                chosen.append(
+                    free[0] if free[0] == site else free[min(int(w * len(free)), len(free) - 1)]
+                )
+        rows = c.add(
+            tr.cell_type,
+            np.array(chosen, dtype=np.int64),
+            stat3=0.0 if tr.stat3_knockout else float(p.initial_stat3[tr.cell_type]),
+        )
+        if tr.stat3_knockout:
+            c.flags[rows] |= FLAG_STAT3_KNOCKOUT
+        self.events[EV_RECRUIT, tr.cell_type] += len(rows)
+
     # ------------------------------------------------------------------ steps
     @property
     def time_min(self) -> float:
@@ -139,9 +245,7 @@ class Engine:
 
     def _state(self) -> tuple:
         c = self.cells
-        return (
-            c.id, c.type, c.site, c.stat3, c.socs3, c.kills, c.flags, c.behaviours, c.site_cell
-        )
+        return (c.id, c.type, c.site, c.stat3, c.socs3, c.kills, c.flags, c.behaviours, c.site_cell)
 
     def evaluate_rules(self) -> None:
         """Recompute every cell's behaviours from its current signals."""
@@ -149,8 +253,22 @@ class Engine:
         nz, ny, nx, offsets = self.geom
         with threads_for(c.n, "cells"):
             evaluate_rules(
-                c.n, c.type, c.site, c.stat3, c.socs3, c.kills, c.site_cell, self.conc_flat(),
-                nz, ny, nx, offsets, p.need_contacts, p.n_signals, *self.rules, c.behaviours,
+                c.n,
+                c.type,
+                c.site,
+                c.stat3,
+                c.socs3,
+                c.kills,
+                c.site_cell,
+                self.conc_flat(),
+                nz,
+                ny,
+                nx,
+                offsets,
+                p.need_contacts,
+                p.n_signals,
+                *self.rules,
+                c.behaviours,
             )
 
     def step_fields(self) -> None:
@@ -166,7 +284,11 @@ class Engine:
         if nf > 0:
             with threads_for(self.conc.size, "fields"):
                 diffuse_decay(
-                    self.conc, self._diff_number, p.decay_per_min, p.dt_min, p.bc_dirichlet,
+                    self.conc,
+                    self._diff_number,
+                    self.tables.decay_per_min,
+                    p.dt_min,
+                    p.bc_dirichlet,
                     p.bc_value,
                 )
 
@@ -175,11 +297,31 @@ class Engine:
         p, c = self.params, self.cells
         with threads_for(c.n, "cells"):
             update_stat3(
-                c.n, c.type, c.site, c.flags, c.stat3, c.socs3, c.behaviours[:, B_STAT3],
-                self.conc_flat(), p.dt_min, p.k_on, p.k_off, p.socs3_production, p.socs3_decay,
-                p.socs3_half_max, p.knockout, p.input_offset, p.input_field, p.input_weight,
-                p.input_half_max, p.input_hill, p.input_socs3_sensitive, p.inhibitor_field,
-                p.inhibitor_half_max, p.inhibitor_hill, p.inhibitor_max,
+                c.n,
+                c.type,
+                c.site,
+                c.flags,
+                c.stat3,
+                c.socs3,
+                c.behaviours[:, B_STAT3],
+                self.conc_flat(),
+                p.dt_min,
+                self.tables.k_on,
+                p.k_off,
+                p.socs3_production,
+                p.socs3_decay,
+                p.socs3_half_max,
+                self.tables.knockout,
+                p.input_offset,
+                p.input_field,
+                p.input_weight,
+                p.input_half_max,
+                p.input_hill,
+                p.input_socs3_sensitive,
+                p.inhibitor_field,
+                p.inhibitor_half_max,
+                p.inhibitor_hill,
+                p.inhibitor_max,
             )
 
     def step_act(self) -> None:
@@ -190,17 +332,47 @@ class Engine:
         order = np.argsort(keys, kind="stable")
         c.ensure_capacity(2 * n0 + 1)
         n, c.next_id = act(
-            n0, order, p.seed, self.tick, p.dt_min, self.mean_step_um, c.next_id, self.geom,
-            self._state(), self.rules, p.need_contacts, p.n_signals, p.kill_target,
-            p.kill_capacity, p.chemotaxis_field, self.conc_flat(), self.events,
+            n0,
+            order,
+            p.seed,
+            self.tick,
+            p.dt_min,
+            self.mean_step_um,
+            c.next_id,
+            self.geom,
+            self._state(),
+            self.rules,
+            p.need_contacts,
+            p.n_signals,
+            p.kill_target,
+            p.kill_capacity,
+            p.chemotaxis_field,
+            p.death_release,
+            self.conc_flat(),
+            self.events,
         )
         c.n = n
         c.ensure_capacity(c.n + len(self.vessel_sites) * p.n_types + 1)
         n, c.next_id = recruit(
-            c.n, p.seed, self.tick, p.dt_min, c.next_id, self.vessel_sites, self.geom,
-            self._state(), self.rules, p.need_contacts, p.n_signals, p.recruit_rate,
-            p.recruit_signal, p.recruit_half_max, p.recruit_hill, p.recruit_basal,
-            p.initial_stat3, self.conc_flat(), self.events,
+            c.n,
+            p.seed,
+            self.tick,
+            p.dt_min,
+            c.next_id,
+            self.vessel_sites,
+            self.geom,
+            self._state(),
+            self.rules,
+            p.need_contacts,
+            p.n_signals,
+            self.tables.recruit_rate,
+            p.recruit_signal,
+            p.recruit_half_max,
+            p.recruit_hill,
+            p.recruit_basal,
+            p.initial_stat3,
+            self.conc_flat(),
+            self.events,
         )
         c.n = n
         c.compact()
@@ -208,6 +380,7 @@ class Engine:
     def step(self) -> None:
         """Advance one tick (events of this tick are left in ``self.events``)."""
         self.events[...] = 0
+        self.step_therapies()
         self.step_fields()
         self.step_stat3()
         self.evaluate_rules()
@@ -268,3 +441,4 @@ class Engine:
         c.site_cell[c.site[:n]] = np.arange(n, dtype=np.int32)
         self.conc[...] = arrays["conc"]
         self.tick = int(scalars["tick"])
+        self._set_tables()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tme_abm.core.therapy import DrugSchedule, TimedEffect, Transfer
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -81,6 +83,7 @@ class EngineParams:
     kill_target: np.ndarray  # (nt, nt) uint8: killer type x target type
     kill_capacity: np.ndarray
     chemotaxis_field: np.ndarray
+    death_release: np.ndarray  # (nt, nf) ng/mL added to the site of a dying cell
     recruit_rate: np.ndarray
     recruit_signal: np.ndarray
     recruit_half_max: np.ndarray
@@ -91,6 +94,10 @@ class EngineParams:
     vessel_fraction: float = 0.0
     vessel_min_distance_um: float = 0.0
     centre_um: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # therapies
+    effects: tuple[TimedEffect, ...] = ()
+    drugs: tuple[DrugSchedule, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
 
     @property
     def n_fields(self) -> int:

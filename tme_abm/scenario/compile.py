@@ -27,7 +27,68 @@ from tme_abm.core.rules import (
     transform_column,
     uptake_column,
 )
-from tme_abm.scenario.schema import Scenario
+from tme_abm.core.therapy import NEVER, DrugSchedule, TimedEffect, Transfer
+from tme_abm.scenario.schema import (
+    DrugTherapy,
+    Scenario,
+    TransferTherapy,
+)
+
+MIN_PER_DAY = 1440.0
+
+
+def _therapies(
+    sc: Scenario, fidx: dict[str, int], tidx: dict[str, int], bidx: dict[str, int]
+) -> tuple[tuple[TimedEffect, ...], tuple[DrugSchedule, ...], tuple[Transfer, ...]]:
+    """Therapies with names resolved: groups expand to their cell types."""
+
+    def types_of(names: list[str]) -> tuple[int, ...]:
+        out: list[int] = []
+        for name in names:
+            for member in sc.groups.get(name, [name]):
+                if tidx[member] not in out:
+                    out.append(tidx[member])
+        return tuple(sorted(out))
+
+    effects, drugs, transfers = [], [], []
+    for th in sc.therapy:
+        if isinstance(th, DrugTherapy):
+            drugs.append(
+                DrugSchedule(
+                    field=fidx[th.field],
+                    dose_ng_per_ml=th.dose_ng_per_ml,
+                    first_dose_min=th.first_dose_day * MIN_PER_DAY,
+                    every_min=(th.every_days or 0.0) * MIN_PER_DAY,
+                    doses=th.doses,
+                    plasma_half_life_min=th.plasma_half_life_min,
+                    exchange_per_min=th.exchange_per_min,
+                    at_vessels=th.entry == "vessels",
+                )
+            )
+        elif isinstance(th, TransferTherapy):
+            transfers.append(
+                Transfer(tidx[th.cell_type], th.count, th.day * MIN_PER_DAY, th.stat3_knockout)
+            )
+        else:
+            value = {
+                "stat3_knockout": 1.0,
+                "stat3_knockdown": getattr(th, "efficiency", 0.0),
+                "scale_behaviour": getattr(th, "factor", 0.0),
+                "field_blockade": getattr(th, "extra_decay_per_min", 0.0),
+                "depletion": getattr(th, "fraction", 0.0),
+            }[th.kind]
+            effects.append(
+                TimedEffect(
+                    kind=th.kind,
+                    start_min=th.start_day * MIN_PER_DAY,
+                    end_min=NEVER if th.end_day is None else th.end_day * MIN_PER_DAY,
+                    cell_types=types_of(getattr(th, "cell_types", [])),
+                    field=fidx.get(getattr(th, "field", ""), -1),
+                    behaviour=bidx.get(getattr(th, "behaviour", ""), -1),
+                    value=value,
+                )
+            )
+    return tuple(effects), tuple(drugs), tuple(transfers)
 
 
 def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
@@ -68,6 +129,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
     kill_target = np.zeros((nt, nt), dtype=np.uint8)
     kill_capacity = np.zeros(nt, dtype=np.int64)
     chemotaxis_field = np.full(nt, -1, dtype=np.int64)
+    death_release = np.zeros((nt, nf), dtype=np.float64)
     for t, ct in enumerate(sc.cell_types.values()):
         base[t, B_DIVISION] = ct.division_rate_per_min
         base[t, B_DEATH] = ct.death_rate_per_min
@@ -82,6 +144,8 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
             base[t, upt0 + fidx[f]] = v
         for u, v in ct.transform_rate_per_min.items():
             base[t, tr0 + tidx[u]] = v
+        for f, v in ct.death_release_ng_per_ml.items():
+            death_release[t, fidx[f]] = v
         for target in ct.kill_targets:
             kill_target[t, tidx[target]] = 1
         kill_capacity[t] = ct.kill_capacity
@@ -131,6 +195,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
             )
         )
 
+    effects, drugs, transfers = _therapies(sc, fidx, tidx, bidx)
     return EngineParams(
         dims=dims,
         ndim=ndim,
@@ -176,6 +241,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         kill_target=kill_target,
         kill_capacity=kill_capacity,
         chemotaxis_field=chemotaxis_field,
+        death_release=death_release,
         recruit_rate=np.array([0.0 if r is None else r.rate_per_vessel_per_min for r in recs]),
         recruit_signal=np.array(
             [-1 if r is None or r.signal is None else fidx[r.signal] for r in recs], dtype=np.int64
@@ -187,4 +253,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         vessel_fraction=sc.vessels.fraction,
         vessel_min_distance_um=sc.vessels.min_distance_from_centre_um,
         centre_um=centre,
+        effects=effects,
+        drugs=drugs,
+        transfers=transfers,
     )

@@ -17,7 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tme_abm.scenario.schema import Scenario, consistency_problems, name_problems
+from tme_abm.scenario.schema import (
+    THERAPY_MODELS,
+    Scenario,
+    consistency_problems,
+    name_problems,
+)
 
 
 class ScenarioError(ValueError):
@@ -134,18 +139,32 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return None
 
 
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the therapy-kind tag pydantic puts in the location of a
+    discriminated union (``therapy.0.drug.field`` -> ``therapy.0.field``)."""
+    if len(loc) >= 3 and loc[0] == "therapy" and isinstance(loc[1], int):
+        if isinstance(loc[2], str) and loc[2] in THERAPY_MODELS:
+            return loc[:2] + loc[3:]
+    return loc
+
+
 def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        raw_loc = tuple(err["loc"])
+        loc = _without_union_tags(raw_loc)
         where = ".".join(str(p) for p in loc)
         kind = err["type"]
         if kind == "extra_forbidden":
             owner = _model_at(loc[:-1])
+            if raw_loc != loc:
+                owner = THERAPY_MODELS[raw_loc[2]]
             allowed = ", ".join(owner.model_fields) if owner else "?"
             msg = f"unknown key; allowed here: {allowed}"
         elif kind == "missing":
             msg = "required key is missing"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            msg = f"kind must be one of: {', '.join(THERAPY_MODELS)}"
         else:
             msg = err["msg"]
             if "input" in err and not isinstance(err["input"], dict | list):
@@ -186,6 +205,70 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
         raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
 
 
+#: Top-level arrays that a composing file appends to instead of replacing.
+APPENDED_ARRAYS = ("rules", "therapy", "placement")
+
+
+def merge_scenarios(base: dict[str, Any], over: Mapping[str, Any], top: bool = True) -> dict:
+    """``over`` laid on ``base``: tables merge key by key, the top-level
+    ``rules``, ``therapy`` and ``placement`` arrays are appended, and every
+    other value is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_scenarios(out[key], value, top=False)
+        elif top and key in APPENDED_ARRAYS and isinstance(out.get(key), list):
+            out[key] = [*out[key], *value] if isinstance(value, list) else value
+        else:
+            out[key] = value
+    return out
+
+
+def _linearise(
+    path: Path, chain: tuple[Path, ...], done: dict[Path, tuple[Path, dict, str]]
+) -> None:
+    """Add ``path`` and, first, every file it extends to ``done``, each once."""
+    data, text = read_toml(path)
+    here = path.resolve()
+    if here in chain:
+        cycle = " -> ".join(str(c) for c in (*chain, here))
+        raise ScenarioError(
+            str(path), [("extends", f"files extend each other in a cycle: {cycle}")]
+        )
+    if here in done:
+        return
+    parents = data.pop("extends", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(x, str) for x in parents):
+        raise ScenarioError(str(path), [("extends", "must be a file path or a list of file paths")])
+    for parent in parents:
+        parent_path = path.parent / parent
+        if not parent_path.exists():
+            raise ScenarioError(str(path), [("extends", f"no such file: {parent_path}")])
+        _linearise(parent_path, (*chain, here), done)
+    done[here] = (path, data, text)
+
+
+def read_composed(path: str | Path) -> tuple[dict[str, Any], list[tuple[Path, str]]]:
+    """Read a scenario file and, recursively, the files it ``extends``.
+
+    ``extends`` is a path or a list of paths, relative to the file that names
+    them.  Every file is taken once, bases before the files that extend them
+    and in the order they are listed, and each lays only its own content on
+    the result (see :func:`merge_scenarios`): so when two parents share a
+    base, the base's rules are not added twice and the second parent does
+    not undo the first one's changes to it.  Returns the merged data and
+    (path, text) of every file, bases first.
+    """
+    done: dict[Path, tuple[Path, dict, str]] = {}
+    _linearise(Path(path), (), done)
+    merged: dict[str, Any] = {}
+    for _, data, _ in done.values():
+        merged = merge_scenarios(merged, data)
+    return merged, [(p, text) for p, _, text in done.values()]
+
+
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
     """Read, override and validate a scenario file.
 
@@ -202,7 +285,11 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScen
         With one (key path, message) entry per problem.
     """
     overrides = tuple(overrides)
-    data, text = read_toml(path)
+    data, sources = read_composed(path)
+    if len(sources) == 1:
+        text = sources[0][1]
+    else:
+        text = "\n".join(f"# ===== {src} =====\n{body}" for src, body in sources)
     problems = apply_overrides(data, overrides)
     if problems:
         raise ScenarioError(str(path), problems)

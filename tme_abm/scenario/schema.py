@@ -103,6 +103,7 @@ class CellType(_Strict):
     transform_rate_per_min: dict[Name, NonNeg] = {}
     secretion_ng_per_ml_per_min: dict[Name, NonNeg] = {}
     uptake_per_min: dict[Name, NonNeg] = {}
+    death_release_ng_per_ml: dict[Name, NonNeg] = {}
     stat3: Stat3Spec = Stat3Spec()
     recruitment: Recruitment | None = None
 
@@ -147,6 +148,112 @@ class Stat3Inhibitor(_Strict):
     max_inhibition: Fraction = 1.0
 
 
+class _Timed(_Strict):
+    """A therapy active from ``start_day`` until ``end_day`` (default: the end)."""
+
+    start_day: NonNeg = 0.0
+    end_day: Pos | None = None
+
+
+class Stat3KnockoutTherapy(_Timed):
+    """Genetic STAT3 knockout: ``s = 0`` in these cell types (or groups)."""
+
+    kind: Literal["stat3_knockout"]
+    cell_types: list[Name] = Field(min_length=1)
+
+
+class Stat3KnockdownTherapy(_Timed):
+    """Partial STAT3 loss (siRNA): activation rate times ``1 - efficiency``."""
+
+    kind: Literal["stat3_knockdown"]
+    cell_types: list[Name] = Field(min_length=1)
+    efficiency: Fraction
+
+
+class DrugTherapy(_Strict):
+    """A systemic drug dosed into plasma, entering the tissue.
+
+    Plasma concentration after each dose decays with ``plasma_half_life_min``.
+    ``entry = "tissue"`` (default): every site relaxes towards the plasma level
+    at ``exchange_per_min``, the tissue-averaged permeability-surface product
+    PS/V (capillaries are denser than lattice vessels).  ``entry =
+    "vessels"``: only vessel sites do; as they are refilled once per tick this
+    underestimates the influx when the diffusion length per tick exceeds the
+    vessel spacing.  The tissue half-life is that of the drug's field.
+    """
+
+    kind: Literal["drug"]
+    field: Name
+    dose_ng_per_ml: Pos
+    first_dose_day: NonNeg = 0.0
+    every_days: Pos | None = None
+    doses: Annotated[int, Field(ge=1, le=100_000)] = 1
+    plasma_half_life_min: Pos
+    entry: Literal["tissue", "vessels"] = "tissue"
+    exchange_per_min: Pos = Field(description="per site: PS/V (tissue) or per vessel site")
+
+
+class ScaleBehaviourTherapy(_Timed):
+    """Multiply a behaviour of these cell types by ``factor`` (e.g. anti-PD-1:
+    tumour ``kill_resistance`` times 0)."""
+
+    kind: Literal["scale_behaviour"]
+    cell_types: list[Name] = Field(min_length=1)
+    behaviour: str
+    factor: NonNeg
+
+
+class FieldBlockadeTherapy(_Timed):
+    """A neutralising antibody: extra first-order decay of one field."""
+
+    kind: Literal["field_blockade"]
+    field: Name
+    extra_decay_per_min: Pos
+
+
+class TransferTherapy(_Strict):
+    """Adoptive transfer: ``count`` cells enter at random vessels on ``day``."""
+
+    kind: Literal["transfer"]
+    cell_type: Name
+    count: Annotated[int, Field(ge=1, le=10_000_000)]
+    day: NonNeg = 0.0
+    stat3_knockout: bool = False
+
+
+class DepletionTherapy(_Timed):
+    """Antibody depletion: removes ``fraction`` of these cells at the start and
+    scales their recruitment by ``1 - fraction`` while active."""
+
+    kind: Literal["depletion"]
+    cell_types: list[Name] = Field(min_length=1)
+    fraction: Fraction = 1.0
+
+
+Therapy = Annotated[
+    Stat3KnockoutTherapy
+    | Stat3KnockdownTherapy
+    | DrugTherapy
+    | ScaleBehaviourTherapy
+    | FieldBlockadeTherapy
+    | TransferTherapy
+    | DepletionTherapy,
+    Field(discriminator="kind"),
+]
+
+
+#: therapy ``kind`` -> the model that validates it
+THERAPY_MODELS: dict[str, type[_Strict]] = {
+    "stat3_knockout": Stat3KnockoutTherapy,
+    "stat3_knockdown": Stat3KnockdownTherapy,
+    "drug": DrugTherapy,
+    "scale_behaviour": ScaleBehaviourTherapy,
+    "field_blockade": FieldBlockadeTherapy,
+    "transfer": TransferTherapy,
+    "depletion": DepletionTherapy,
+}
+
+
 class Output(_Strict):
     """What the run file records."""
 
@@ -169,6 +276,8 @@ class Scenario(_Strict):
     placement: list[Placement] = []
     vessels: Vessels = Vessels()
     stat3_inhibitor: Stat3Inhibitor | None = None
+    groups: dict[Name, list[Name]] = {}
+    therapy: list[Therapy] = []
     output: Output
 
     @property
@@ -222,7 +331,7 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.append(
                     (f"{p}.transform_rate_per_min.{target}", "a type cannot transform into itself")
                 )
-        for key in ("secretion_ng_per_ml_per_min", "uptake_per_min"):
+        for key in ("secretion_ng_per_ml_per_min", "uptake_per_min", "death_release_ng_per_ml"):
             for fname in _table(ct.get(key)):
                 need_field(f"{p}.{key}.{fname}", fname)
         for k, inp in enumerate(_array(_table(ct.get("stat3")).get("inputs"))):
@@ -240,6 +349,27 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     for k, pl in enumerate(_array(data.get("placement"))):
         need_type(f"placement.{k}.cell_type", _table(pl).get("cell_type"))
     need_field("stat3_inhibitor.field", _table(data.get("stat3_inhibitor")).get("field"))
+    groups = _table(data.get("groups"))
+    for gname, members in groups.items():
+        if gname in type_names:
+            problems.append((f"groups.{gname}", "a group cannot have the name of a cell type"))
+        for k, member in enumerate(_array(members)):
+            need_type(f"groups.{gname}.{k}", member)
+    types_or_groups = type_names + tuple(groups)
+    for k, th in enumerate(_array(data.get("therapy"))):
+        th = _table(th)
+        p = f"therapy.{k}"
+        for j, name in enumerate(_array(th.get("cell_types"))):
+            need(
+                "cell type or group",
+                types_or_groups,
+                "defined types and groups",
+                f"{p}.cell_types.{j}",
+                name,
+            )
+        need_type(f"{p}.cell_type", th.get("cell_type"))
+        need_field(f"{p}.field", th.get("field"))
+        need("behaviour", tuple(behaviours), "allowed", f"{p}.behaviour", th.get("behaviour"))
     for k, fname in enumerate(_array(_table(data.get("output")).get("fields"))):
         need_field(f"output.fields.{k}", fname)
     return problems
@@ -289,6 +419,18 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
                 (f"{p}.centre_um", f"needs {ndim} coordinates (µm, in the order of domain.shape)")
             )
     duration_min = sc.domain.duration_days * 1440.0
+    for k, th in enumerate(sc.therapy):
+        end = getattr(th, "end_day", None)
+        if end is not None and end <= th.start_day:
+            problems.append((f"therapy.{k}.end_day", "must be later than start_day"))
+        if isinstance(th, DrugTherapy) and th.doses > 1 and th.every_days is None:
+            problems.append((f"therapy.{k}.every_days", "needed when doses > 1"))
+        if (
+            isinstance(th, ScaleBehaviourTherapy)
+            and th.behaviour in ("chemotaxis_bias", "kill_resistance")
+            and th.factor > 1
+        ):
+            problems.append((f"therapy.{k}.factor", f"{th.behaviour} is a fraction: must be <= 1"))
     if sc.output.snapshot_every_min > duration_min:
         problems.append(
             (
