@@ -332,3 +332,25 @@ def test_intervention_scenarios_compose_the_expected_therapies():
     assert np.all(e.tables.knockout[immune] == 1)
     assert e.tables.knockout[e.params.type_names.index("tumour")] == 0
     assert B_KILL < e.cells.behaviours.shape[1]
+
+
+def test_a_rule_with_a_known_id_is_replaced_not_added():
+    base = load_scenario(SCENARIOS / "baseline.toml").scenario
+    flipped = load_scenario(SCENARIOS / "contested_nk_stat3_activating.toml").scenario
+    assert len(flipped.rules) == len(base.rules)
+    before = next(r for r in base.rules if r.id == "nk_stat3_kill")
+    after = next(r for r in flipped.rules if r.id == "nk_stat3_kill")
+    assert (before.direction, after.direction) == ("decreases", "increases")
+    assert after.signal == before.signal == "stat3" and after.saturation == 0.004
+
+
+def test_duplicate_rule_ids_are_an_error():
+    data = stat3_world(rules=[
+        {"id": "r", "cell_type": "a", "signal": "stat3", "direction": "increases",
+         "behaviour": "death", "saturation": 0.1, "half_max": 1.0},
+        {"id": "r", "cell_type": "b", "signal": "stat3", "direction": "increases",
+         "behaviour": "death", "saturation": 0.1, "half_max": 1.0},
+    ])
+    with pytest.raises(ScenarioError) as err:
+        validate_data(data)
+    assert dict(err.value.problems)["rules.1.id"] == "same id as rules.0"

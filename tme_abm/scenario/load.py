@@ -209,16 +209,33 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
 APPENDED_ARRAYS = ("rules", "therapy", "placement")
 
 
+def _append_items(base: list, extra: list) -> list:
+    """Append ``extra`` to ``base``; an item whose ``id`` matches an item of
+    ``base`` is merged into that item instead."""
+    out = list(base)
+    where = {
+        item["id"]: k for k, item in enumerate(out) if isinstance(item, dict) and "id" in item
+    }
+    for item in extra:
+        key = item.get("id") if isinstance(item, dict) else None
+        if key is not None and key in where:
+            out[where[key]] = {**out[where[key]], **item}
+        else:
+            out.append(item)
+    return out
+
+
 def merge_scenarios(base: dict[str, Any], over: Mapping[str, Any], top: bool = True) -> dict:
     """``over`` laid on ``base``: tables merge key by key, the top-level
-    ``rules``, ``therapy`` and ``placement`` arrays are appended, and every
-    other value is replaced."""
+    ``rules``, ``therapy`` and ``placement`` arrays are appended (an entry with
+    the ``id`` of an existing one updates it), and every other value is
+    replaced."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge_scenarios(out[key], value, top=False)
         elif top and key in APPENDED_ARRAYS and isinstance(out.get(key), list):
-            out[key] = [*out[key], *value] if isinstance(value, list) else value
+            out[key] = _append_items(out[key], value) if isinstance(value, list) else value
         else:
             out[key] = value
     return out

@@ -109,8 +109,14 @@ class CellType(_Strict):
 
 
 class Rule(_Strict):
-    """In ``cell_type``, ``signal`` increases/decreases ``behaviour``."""
+    """In ``cell_type``, ``signal`` increases/decreases ``behaviour``.
 
+    An optional ``id`` names the rule: a composing file (``extends``) that
+    lists a rule with the same id replaces that rule's keys instead of adding
+    a rule, which is how a contested effect is flipped.
+    """
+
+    id: Name | None = None
     cell_type: Name
     signal: str
     direction: Literal["increases", "decreases"]
@@ -392,7 +398,12 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
                 (f"cell_types.{tname}.chemotaxis_bias", "needs chemotaxis_field to be set")
             )
     saturations: dict[tuple[str, str, str], tuple[int, float]] = {}
+    seen_ids: dict[str, int] = {}
     for k, rule in enumerate(sc.rules):
+        if rule.id is not None:
+            if rule.id in seen_ids:
+                problems.append((f"rules.{k}.id", f"same id as rules.{seen_ids[rule.id]}"))
+            seen_ids.setdefault(rule.id, k)
         p = f"rules.{k}"
         if rule.behaviour in ("chemotaxis_bias", "kill_resistance") and rule.saturation > 1:
             problems.append((f"{p}.saturation", f"{rule.behaviour} is a fraction: must be <= 1"))
