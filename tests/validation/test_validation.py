@@ -1,0 +1,82 @@
+"""The model's scientific claims: every published STAT3 effect in
+tools/validate.py must be reproduced (95% CI of the difference excludes 0 on
+the expected side) over 8 seeds per arm.
+
+Slow (a few minutes on 2 cores): ``python -m pytest -m slow tests/validation``.
+It runs the default arms, i.e. the scenario files under ``scenarios/``; the
+report it writes lies in pytest's tmp_path (its path is printed on failure).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / "tools" / "validate.py"
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validation")
+    cmd = [sys.executable, str(TOOL), "--seeds", "8", "--workers", "2",
+           "--out", str(out / "report"), "--runs-dir", str(out / "runs")]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
+    results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
+    return out / "report", results
+
+
+def test_report_is_complete(suite):
+    report, results = suite
+    for name in ("report.md", "growth.png", "comparisons.png", "results.json"):
+        assert (report / name).stat().st_size > 0, name
+    assert len(results["comparisons"]) == 5
+    for arm in results["arms"]:
+        assert arm["seeds"] == list(range(1, 9)), arm["name"]
+
+
+KNOWN_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="inhibitor + anti-PD-1 vs inhibitor alone: at 8 seeds the add-on effect of "
+    "anti-PD-1 (~4% of tumour size) is not detectable; immune killing is capped by the few "
+    "CD8 contacts at the rim, which contact-inhibited regrowth refills (see the issue note "
+    "and docs/validation/report.md)",
+)
+
+
+def _describe(c) -> str:
+    def g(x):
+        return "n/a" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
+
+    return (
+        f"{c['label']} (expected {c['expected']}; {c['source']}): {c['verdict']}; "
+        f"mean A {g(c.get('mean_a'))}, mean B {g(c.get('mean_b'))}, "
+        f"A - B {g(c.get('diff'))} [{g(c.get('diff_lo'))}, {g(c.get('diff_hi'))}]"
+    )
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pytest.param(0, id="1-ko_haematopoietic-slows-tumour"),
+        pytest.param(1, id="2-ko_tumour-raises-dc-maturation"),
+        pytest.param(2, id="3-ko_tumour-raises-cd8-infiltration"),
+        pytest.param(3, id="4-combination-beats-inhibitor", marks=KNOWN_GAP),
+        pytest.param(4, id="5-combination-beats-anti_pd1"),
+    ],
+)
+def test_published_effect_is_reproduced(suite, index):
+    report, results = suite
+    c = results["comparisons"][index]
+    assert c["verdict"] == "reproduced", f"see {report / 'report.md'}\n" + _describe(c)
