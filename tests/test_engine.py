@@ -282,3 +282,43 @@ def test_site_coords_round_trip():
     for site in (0, 7, 123, 3374):
         z, y, x = site_coords(site, 15, 15)
         assert (z * 15 + y) * 15 + x == site
+
+
+def test_systemic_priming_scales_recruitment_with_a_lag():
+    data = minimal(shape=(50, 50), days=3)
+    data = with_type(data, "p")  # the priming type: 25 cells = 0.01 per site
+    data = with_type(data, "r", death_rate_per_min=0.02, recruitment={
+        "rate_per_vessel_per_min": 0.004, "primed_by": "p",
+        "priming_half_max_per_site": 0.01, "priming_basal_fraction": 0.2,
+        "priming_delay_days": 0.5})  # recruits live ~50 min so vessels stay free
+    data["vessels"] = {"fraction": 0.02}
+    primed = {**data, "placement": [{"cell_type": "p", "region": "everywhere",
+                                     "fraction": 0.01}]}
+
+    def recruited_in(e, ticks):
+        r = e.params.type_names.index("r")
+        total = 0
+        for _ in range(ticks):
+            e.step()
+            total += e.events[EV_RECRUIT, r]
+        return total
+
+    e = engine(primed)
+    P, R = e.params.type_names.index("p"), e.params.type_names.index("r")
+    density = e.counts()[P] / e.n_sites
+    assert density == pytest.approx(0.01, rel=0.3)
+    recruited_in(e, 144)  # half a day = one time constant
+    # the lagged density follows 1 - exp(-t/tau) exactly
+    assert e.priming[R] == pytest.approx(density * (1 - np.exp(-1.0)), rel=1e-9)
+    assert e.priming[P] == 0.0  # type p itself is not primed
+    recruited_in(e, 576)
+    # long after: recruitment runs at basal + (1 - basal) * H(density)
+    x = e.priming[R] / 0.01
+    assert x > 0.6
+    level = 0.2 + 0.8 * x / (1 + x)
+    expected = len(e.vessel_sites) * 144 * (1 - np.exp(-0.004 * level * 5))
+    assert abs(recruited_in(e, 144) - expected) < 4 * np.sqrt(expected)
+    # without any priming cells only the basal fraction recruits
+    bare = engine(data)
+    expected_bare = len(bare.vessel_sites) * 144 * (1 - np.exp(-0.004 * 0.2 * 5))
+    assert abs(recruited_in(bare, 144) - expected_bare) < 4 * np.sqrt(expected_bare)

@@ -99,6 +99,8 @@ class Engine:
         n_behaviours = p.base.shape[1]
         self.cells = CellTable(self.n_sites, n_behaviours)
         self.tick = 0
+        #: lagged density (cells per site) of each type's priming type
+        self.priming = np.zeros(p.n_types, dtype=np.float64)
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
         self.vessel_sites = self._place_vessels()
@@ -324,6 +326,24 @@ class Engine:
                 p.inhibitor_max,
             )
 
+    def _primed_recruit_rate(self) -> np.ndarray:
+        """Recruitment rates after systemic priming; advances the lagged
+        priming densities by one tick (exact for a first-order lag)."""
+        p = self.params
+        rate = self.tables.recruit_rate.copy()
+        primed = np.flatnonzero(p.priming_type >= 0)
+        if len(primed) == 0:
+            return rate
+        density = self.counts()[p.priming_type[primed]] / self.n_sites
+        delay = p.priming_delay_min[primed]
+        with np.errstate(divide="ignore"):
+            keep = np.where(delay > 0, np.exp(-p.dt_min / np.where(delay > 0, delay, 1.0)), 0.0)
+        self.priming[primed] = density + (self.priming[primed] - density) * keep
+        x = (self.priming[primed] / p.priming_half_max[primed]) ** p.priming_hill[primed]
+        basal = p.priming_basal[primed]
+        rate[primed] *= basal + (1.0 - basal) * x / (1.0 + x)
+        return rate
+
     def step_act(self) -> None:
         """Cells act once each, in a random order; then recruitment."""
         p, c = self.params, self.cells
@@ -365,7 +385,7 @@ class Engine:
             self.rules,
             p.need_contacts,
             p.n_signals,
-            self.tables.recruit_rate,
+            self._primed_recruit_rate(),
             p.recruit_signal,
             p.recruit_half_max,
             p.recruit_hill,
@@ -424,6 +444,7 @@ class Engine:
         arrays = {name: arr.copy() for name, arr in c.columns().items()}
         arrays["behaviours"] = c.behaviours[: c.n].copy()
         arrays["conc"] = self.conc.copy()
+        arrays["priming"] = self.priming.copy()
         return arrays, {"tick": self.tick, "next_id": c.next_id, "n_cells": c.n}
 
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
@@ -440,5 +461,6 @@ class Engine:
         c.site_cell[:] = -1
         c.site_cell[c.site[:n]] = np.arange(n, dtype=np.int32)
         self.conc[...] = arrays["conc"]
+        self.priming[:] = arrays["priming"]
         self.tick = int(scalars["tick"])
         self._set_tables()

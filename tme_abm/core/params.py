@@ -89,6 +89,11 @@ class EngineParams:
     recruit_half_max: np.ndarray
     recruit_hill: np.ndarray
     recruit_basal: np.ndarray
+    priming_type: np.ndarray  # (nt) int, -1: no systemic priming
+    priming_half_max: np.ndarray  # cells per site
+    priming_hill: np.ndarray
+    priming_basal: np.ndarray
+    priming_delay_min: np.ndarray
     # initial state
     placements: tuple[Placement, ...] = ()
     vessel_fraction: float = 0.0

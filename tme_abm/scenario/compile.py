@@ -249,6 +249,18 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         recruit_half_max=np.array([1.0 if r is None else r.half_max_ng_per_ml for r in recs]),
         recruit_hill=np.array([1.0 if r is None else r.hill_power for r in recs]),
         recruit_basal=np.array([0.0 if r is None else r.basal_fraction for r in recs]),
+        priming_type=np.array(
+            [-1 if r is None or r.primed_by is None else tidx[r.primed_by] for r in recs],
+            dtype=np.int64,
+        ),
+        priming_half_max=np.array(
+            [1.0 if r is None else r.priming_half_max_per_site for r in recs]
+        ),
+        priming_hill=np.array([1.0 if r is None else r.priming_hill_power for r in recs]),
+        priming_basal=np.array([0.0 if r is None else r.priming_basal_fraction for r in recs]),
+        priming_delay_min=np.array(
+            [0.0 if r is None else r.priming_delay_days * MIN_PER_DAY for r in recs]
+        ),
         placements=tuple(placements),
         vessel_fraction=sc.vessels.fraction,
         vessel_min_distance_um=sc.vessels.min_distance_from_centre_um,

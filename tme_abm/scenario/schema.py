@@ -77,13 +77,24 @@ class Stat3Spec(_Strict):
 
 
 class Recruitment(_Strict):
-    """Entry of new cells of this type at vessel sites."""
+    """Entry of new cells of this type at vessel sites.
+
+    The rate is scaled by the local ``signal`` at the vessel and, optionally,
+    by systemic priming: the lagged density (cells per site, averaged with
+    time constant ``priming_delay_days``) of the ``primed_by`` cell type, e.g.
+    mature DCs priming CD8 T cells in the draining lymph node.
+    """
 
     rate_per_vessel_per_min: NonNeg
     signal: Name | None = None
     half_max_ng_per_ml: Pos = 1.0
     hill_power: Pos = 1.0
     basal_fraction: Fraction = 0.0
+    primed_by: Name | None = None
+    priming_half_max_per_site: Pos = 1e-4
+    priming_hill_power: Pos = 1.0
+    priming_basal_fraction: Fraction = 0.0
+    priming_delay_days: NonNeg = 0.0
 
 
 class CellType(_Strict):
@@ -343,6 +354,7 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         for k, inp in enumerate(_array(_table(ct.get("stat3")).get("inputs"))):
             need_field(f"{p}.stat3.inputs.{k}.field", _table(inp).get("field"))
         need_field(f"{p}.recruitment.signal", _table(ct.get("recruitment")).get("signal"))
+        need_type(f"{p}.recruitment.primed_by", _table(ct.get("recruitment")).get("primed_by"))
     behaviours = behaviour_names(field_names, type_names)
     signals = signal_names(field_names, type_names)
     for k, rule in enumerate(_array(data.get("rules"))):
