@@ -336,8 +336,9 @@ class Engine:
             return rate
         density = self.counts()[p.priming_type[primed]] / self.n_sites
         delay = p.priming_delay_min[primed]
-        with np.errstate(divide="ignore"):
-            keep = np.where(delay > 0, np.exp(-p.dt_min / np.where(delay > 0, delay, 1.0)), 0.0)
+        keep = np.zeros_like(delay)  # no delay: follow the density at once
+        lagged = delay > 0
+        keep[lagged] = np.exp(-p.dt_min / delay[lagged])
         self.priming[primed] = density + (self.priming[primed] - density) * keep
         x = (self.priming[primed] / p.priming_half_max[primed]) ** p.priming_hill[primed]
         basal = p.priming_basal[primed]
