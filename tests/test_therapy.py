@@ -354,3 +354,33 @@ def test_duplicate_rule_ids_are_an_error():
     with pytest.raises(ScenarioError) as err:
         validate_data(data)
     assert dict(err.value.problems)["rules.1.id"] == "same id as rules.0"
+
+
+def test_large_transfer_places_every_cell_nearest_vessels_first():
+    data = minimal(shape=(30, 30), days=1)
+    data = with_type(data, "t")
+    data["vessels"] = {"fraction": 0.005}  # a handful of vessels, far fewer than 9 x 200 sites
+    data["therapy"] = [{"kind": "transfer", "cell_type": "t", "count": 200, "day": 0.0}]
+    e = engine(data)
+    e.step()
+    assert e.cells.n == 200
+    # nearest first: no empty site is closer to a vessel than the farthest placed cell
+    nx = 30
+    vy, vx = np.divmod(e.vessel_sites, nx)
+
+    def dist(sites):
+        y, x = np.divmod(np.asarray(sites, dtype=np.int64), nx)
+        return np.sqrt((y[:, None] - vy) ** 2 + (x[:, None] - vx) ** 2).min(axis=1)
+
+    empty = np.flatnonzero(e.cells.site_cell < 0)
+    assert dist(e.cells.site[: e.cells.n]).max() <= dist(empty).min() + 1e-9
+
+
+def test_transfer_onto_a_full_lattice_warns():
+    data = minimal(shape=(5, 5), days=1)
+    data = with_type(data, "t")
+    data["placement"] = [{"cell_type": "a", "region": "everywhere"}]
+    data["therapy"] = [{"kind": "transfer", "cell_type": "t", "count": 3, "day": 0.0}]
+    e = engine(data)
+    with pytest.warns(RuntimeWarning, match="only 0 free sites"):
+        e.step()

@@ -20,16 +20,18 @@ the Engine directly.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numba
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, recruit
 from tme_abm.core.cells import CELL_COLUMNS, CellTable
 from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
-from tme_abm.core.lattice import distance_from_point_um, moore_offsets, neighbour_sites
+from tme_abm.core.lattice import distance_from_point_um, moore_offsets
 from tme_abm.core.params import EngineParams
 from tme_abm.core.random import (
     PURPOSE_DEPLETE,
@@ -205,30 +207,30 @@ class Engine:
         c.compact()
 
     def _transfer(self, index: int, tr: Transfer) -> None:
-        """Place ``tr.count`` cells at random vessels (anywhere if there are none):
-        on the vessel site if free, else on a random free neighbour of it."""
+        """Place ``tr.count`` cells on the free sites nearest to a vessel
+        (vessel sites first, then outward ring by ring; ties broken by
+        counter-based draws), or on random free sites if there are no vessels.
+        Warns if the lattice has too few free sites."""
         p, c = self.params, self.cells
-        attempts = np.arange(4 * tr.count, dtype=np.int64) + index * 2**32
-        pick_vessel = uniform_array(p.seed, self.tick, attempts, PURPOSE_TRANSFER, 0)
-        pick_site = uniform_array(p.seed, self.tick, attempts, PURPOSE_TRANSFER, 1)
-        candidates = self.vessel_sites if len(self.vessel_sites) else np.arange(self.n_sites)
-        nz, ny, nx, offsets = self.geom
-        nbuf = np.empty(len(offsets), dtype=np.int64)
-        chosen: list[int] = []
-        for u, w in zip(pick_vessel, pick_site, strict=True):
-            if len(chosen) == tr.count:
-                break
-            site = int(candidates[min(int(u * len(candidates)), len(candidates) - 1)])
-            m = neighbour_sites(site, nz, ny, nx, offsets, nbuf)
-            options = [site] + [int(x) for x in nbuf[:m]]
-            free = [x for x in options if c.site_cell[x] < 0 and x not in chosen]
-            if free:
-                chosen.append(
-                    free[0] if free[0] == site else free[min(int(w * len(free)), len(free) - 1)]
-                )
+        free = np.flatnonzero(c.site_cell < 0)
+        if len(self.vessel_sites):
+            not_vessel = np.ones(self.n_sites, dtype=bool)
+            not_vessel[self.vessel_sites] = False
+            distance = distance_transform_edt(not_vessel.reshape(p.dims)).ravel()[free]
+        else:
+            distance = np.zeros(len(free))
+        ties = uniform_array(p.seed, self.tick, free + index * self.n_sites, PURPOSE_TRANSFER, 0)
+        chosen = free[np.lexsort((ties, distance))[: tr.count]]
+        if len(chosen) < tr.count:
+            warnings.warn(
+                f"transfer of {tr.count} {p.type_names[tr.cell_type]} cells: only "
+                f"{len(chosen)} free sites on the lattice",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         rows = c.add(
             tr.cell_type,
-            np.array(chosen, dtype=np.int64),
+            np.sort(chosen),
             stat3=0.0 if tr.stat3_knockout else float(p.initial_stat3[tr.cell_type]),
         )
         if tr.stat3_knockout:
