@@ -883,6 +883,10 @@ def _version() -> str:
         return "unknown"
 
 
+#: Hand-written account of what the validation found, included in every report.
+FINDINGS = REPO / "docs" / "validation" / "findings.md"
+
+
 def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
                  summary: dict[str, Any], results: Sequence[dict[str, Any]]) -> Path:
     """Write ``report.md`` (figures are expected next to it)."""
@@ -980,6 +984,15 @@ def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
         "All numbers are in `results.json`.",
         "",
     ]
+    if FINDINGS.exists():
+        lines += [
+            "## What calibration found",
+            "",
+            f"Hand-written in `{_rel(FINDINGS)}` and included here verbatim.",
+            "",
+            FINDINGS.read_text(encoding="utf-8").strip(),
+            "",
+        ]
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
