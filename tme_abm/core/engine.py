@@ -6,7 +6,7 @@ advances one tick in the order of DESIGN.md:
 
 0. therapies: rebuild the per-type tables for the therapies active now,
    run this tick's one-off events (transfers, depletions), let dosed drugs
-   enter at vessels (:mod:`tme_abm.core.therapy`);
+   enter from plasma, at every site or at vessels (:mod:`tme_abm.core.therapy`);
 1. fields: secretion and uptake by cells, then implicit diffusion and decay;
 2. sense + STAT3: each cell reads the fields at its site and updates STAT3
    and SOCS3;
@@ -167,7 +167,7 @@ class Engine:
         return self.time_min <= t_min < self.time_min + self.params.dt_min
 
     def step_therapies(self) -> None:
-        """Therapy tables for now, this tick's one-off events, drug entry at vessels."""
+        """Therapy tables for now, this tick's one-off events, drug entry from plasma."""
         p = self.params
         self._set_tables()
         changed = False
