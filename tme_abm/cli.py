@@ -1,4 +1,4 @@
-"""The ``tme-abm`` command: run, validate, inspect.
+"""The ``tme-abm`` command: run, validate, inspect, viz.
 
 Bad input (an invalid scenario, an unreadable run file, an existing output
 without ``--force``) prints one line per problem on stderr and exits with
@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="summarise a run file")
     ins.add_argument("run", type=Path, help="run file (.h5 or .h5.partial)")
+
+    viz = sub.add_parser("viz", help="serve the interactive page in the browser")
+    viz.add_argument("scenario", type=Path, nargs="?", help="scenario (default: baseline)")
+    viz.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    viz.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     return parser
 
 
@@ -140,10 +145,42 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_viz(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+
+    from tme_abm.scenario import ScenarioError, load_scenario
+
+    if importlib.util.find_spec("solara") is None:
+        return _fail('the page needs the viz extra: pip install -e ".[viz]"')
+    if not 0 < args.port < 65536:
+        return _fail(f"--port: must be 1-65535, not {args.port}")
+    env = dict(os.environ)
+    if args.scenario is not None:
+        try:
+            load_scenario(args.scenario)
+        except ScenarioError as exc:
+            return _fail(exc.format())
+        env["TME_ABM_VIZ_SCENARIO"] = str(args.scenario.resolve())
+    app = Path(__file__).resolve().parent / "viz" / "app.py"
+    cmd = [sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+           "--port", str(args.port), "--no-open"]
+    print(f"tme-abm viz: serving http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    # become the server, so that signals (Ctrl-C, terminate) reach it directly
+    # instead of leaving an orphaned server behind a stopped parent
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tme-abm`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "validate": _cmd_validate, "inspect": _cmd_inspect}
+    handlers = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "inspect": _cmd_inspect,
+        "viz": _cmd_viz,
+    }
     try:
         return handlers[args.command](args)
     except BrokenPipeError:

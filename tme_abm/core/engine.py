@@ -432,8 +432,9 @@ class Engine:
     def cell_type_grid(self) -> np.ndarray:
         """Lattice of cell-type codes (-1 empty) in the user-facing shape."""
         c = self.cells
+        n = c.n  # read once: a viewer may call this while another thread steps
         grid = np.full(self.n_sites, -1, dtype=np.int8)
-        grid[c.site[: c.n]] = c.type[: c.n]
+        grid[c.site[:n]] = c.type[:n]
         return grid.reshape(self.params.shape)
 
     def field_grid(self, index: int) -> np.ndarray:

@@ -1,0 +1,94 @@
+"""Serving the page and driving it in a headless browser (for tests and tools).
+
+Uses Debian's Chromium through Playwright without downloading a browser; the
+flags keep Chromium off the network (see PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def find_chromium() -> str | None:
+    """Path of the system Chromium, or None."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(scenario: str | None = None, timeout_s: float = 120.0) -> Iterator[str]:
+    """Run ``tme-abm viz`` on a free loopback port; yield its URL; stop it after.
+
+    Raises
+    ------
+    RuntimeError
+        If the server exits or does not listen within ``timeout_s``.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "tme_abm", "viz", "--port", str(port)]
+    if scenario:
+        cmd.insert(4, scenario)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"tme-abm viz exited with {proc.returncode}:\n"
+                                   f"{proc.stdout.read()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.time() > deadline:
+                raise RuntimeError(f"tme-abm viz did not listen within {timeout_s:g} s")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def lattice_pixels(page) -> bytes:
+    """The lattice picture as rendered.  Its ``src`` is a fresh ``blob:`` URL
+    on every redraw, so only the pixels tell whether the picture changed."""
+    img = page.locator("img").first
+    img.wait_for(timeout=60_000)
+    return img.screenshot()
+
+
+def wait_for_new_picture(page, old: bytes, timeout_s: float = 60.0, poll_ms: int = 100) -> bytes:
+    """Wait until the lattice picture differs from ``old``; return it."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            pixels = lattice_pixels(page)
+        except Exception:  # the image is being replaced
+            pixels = b""
+        if pixels and pixels != old:
+            return pixels
+        page.wait_for_timeout(poll_ms)
+    raise AssertionError("the lattice picture did not change")
