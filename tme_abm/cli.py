@@ -1,4 +1,4 @@
-"""The ``tme-abm`` command: run, validate, inspect, viz.
+"""The ``tme-abm`` command: run, validate, inspect, sweep, viz.
 
 Bad input (an invalid scenario, an unreadable run file, an existing output
 without ``--force``) prints one line per problem on stderr and exits with
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="summarise a run file")
     ins.add_argument("run", type=Path, help="run file (.h5 or .h5.partial)")
+
+    sw = sub.add_parser("sweep", help="run a parameter sweep / replicates into a folder")
+    sw.add_argument("sweep", type=Path, help="sweep TOML file (see scenarios/sweeps/)")
+    sw.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    sw.add_argument("--out", type=Path, help="folder (default output/sweeps/<name>)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
     viz.add_argument("scenario", type=Path, nargs="?", help="scenario (default: baseline)")
@@ -145,6 +151,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tme_abm.batch.sweep import run_sweep
+    from tme_abm.scenario import ScenarioError
+
+    if args.workers < 1:
+        return _fail(f"--workers: must be at least 1, not {args.workers}")
+    try:
+        rows, out = run_sweep(args.sweep, args.out, workers=args.workers,
+                              progress=False if args.quiet else None)
+    except ScenarioError as exc:
+        return _fail(exc.format())
+    except KeyboardInterrupt:
+        print("\ntme-abm: interrupted; run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed = {k: r for k, r in rows.items() if r["status"] == "failed"}
+    reused = sum(r["status"] == "reused" for r in rows.values())
+    print(f"{len(rows)} runs ({reused} reused, {len(failed)} failed); "
+          f"summary: {out / 'summary.csv'}")
+    for run_id, r in sorted(failed.items()):
+        print(f"failed {run_id}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _cmd_viz(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -180,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "inspect": _cmd_inspect,
         "viz": _cmd_viz,
+        "sweep": _cmd_sweep,
     }
     try:
         return handlers[args.command](args)

@@ -1,0 +1,153 @@
+"""Sweeps: plans and seeds, resume after a kill, failures recorded, executors agree."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tme_abm.batch.plan import design_points, load_sweep, parse_sweep_file
+from tme_abm.batch.sweep import run_sweep
+from tme_abm.scenario import ScenarioError
+
+TINY = Path(__file__).parent / "data" / "tiny.toml"
+SHORT = {"domain.duration_days": 0.1, "output.snapshot_every_min": 30,
+         "output.fields": [], "output.cells": False}
+
+
+def write_sweep(tmp_path, design="", params="", replicates=2, name="s", extra=""):
+    overrides = "\n".join(f'"{k}" = {_v(v)}' for k, v in SHORT.items())
+    text = (f'name = "{name}"\nscenarios = ["{TINY.as_posix()}"]\nreplicates = {replicates}\n'
+            f"entropy = 42\n{extra}\n[design]\n{design}\n{params}\n[overrides]\n{overrides}\n")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _v(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "[]" if v == [] else repr(v)
+
+
+GRID = ('kind = "grid"', '[[parameters]]\nkey = "cell_types.cd8.kill_rate_per_min"\n'
+        'values = [0.01, 0.03]\n')
+
+
+def read_summary(folder):
+    with (Path(folder) / "summary.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_grid_plan_and_spawned_seeds(tmp_path):
+    sweep, runs = parse_sweep_file(write_sweep(tmp_path, *GRID, replicates=3))
+    assert len(runs) == 1 * 2 * 3
+    assert [r.params["cell_types.cd8.kill_rate_per_min"] for r in runs] == [0.01] * 3 + [0.03] * 3
+    expected = [int(c.generate_state(1, dtype=np.uint32)[0])
+                for c in np.random.SeedSequence(42).spawn(6)]
+    assert [r.seed for r in runs] == expected
+    assert len({r.seed for r in runs}) == 6
+    _, again = parse_sweep_file(write_sweep(tmp_path, *GRID, replicates=3))
+    assert [r.seed for r in again] == expected
+
+
+def test_latin_hypercube_and_sobol_designs(tmp_path):
+    params = ('[[parameters]]\nkey = "a"\nlow = 1.0\nhigh = 3.0\n'
+              '[[parameters]]\nkey = "b"\nlow = 0.001\nhigh = 10.0\nscale = "log"\n')
+    lhs = load_sweep(write_sweep(tmp_path, 'kind = "lhs"\nsamples = 20', params))
+    points = design_points(lhs)
+    a = np.array([p["a"] for p in points])
+    b = np.array([p["b"] for p in points])
+    assert len(points) == 20 and a.min() >= 1 and a.max() <= 3
+    # Latin hypercube: exactly one point in each of 20 equal strata, per dimension
+    assert sorted(np.floor((a - 1) / 2 * 20).astype(int)) == list(range(20))
+    assert sorted(np.floor(np.log(b / 0.001) / np.log(1e4) * 20).astype(int)) == list(range(20))
+    sobol = load_sweep(write_sweep(tmp_path, 'kind = "sobol"\nsamples = 16', params, name="q"))
+    assert len(design_points(sobol)) == 16
+    with pytest.raises(ScenarioError, match="power of two"):
+        load_sweep(write_sweep(tmp_path, 'kind = "sobol"\nsamples = 12', params, name="r"))
+    with pytest.raises(ScenarioError, match="needs values"):
+        load_sweep(write_sweep(tmp_path, 'kind = "grid"', params, name="t"))
+
+
+def test_sweep_runs_resumes_and_retries(tmp_path):
+    path = write_sweep(tmp_path, *GRID)
+    rows, out = run_sweep(path, tmp_path / "out", progress=False)
+    assert out == tmp_path / "out"
+    assert sorted(r["status"] for r in rows.values()) == ["ok"] * 4
+    summary = read_summary(out)
+    assert [r["status"] for r in summary] == ["ok"] * 4
+    assert all(float(r["final_tumour"]) >= 0 for r in summary)
+    assert (out / "sweep.toml").read_text() == path.read_text()
+    # again: everything is reused; remove one run: only that one runs
+    rows, _ = run_sweep(path, out, progress=False)
+    assert {r["status"] for r in rows.values()} == {"reused"}
+    victim = summary[2]["run_id"]
+    Path(summary[2]["file"]).unlink()
+    rows, _ = run_sweep(path, out, progress=False)
+    assert rows[victim]["status"] == "ok"
+    assert sorted(r["status"] for k, r in rows.items() if k != victim) == ["reused"] * 3
+    again = read_summary(out)
+    assert [r["final_tumour"] for r in again] == [r["final_tumour"] for r in summary]
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    params = '[[parameters]]\nkey = "cell_types.cd8.kill_rate_per_min"\nvalues = [0.01, -5.0]\n'
+    rows, out = run_sweep(write_sweep(tmp_path, 'kind = "grid"', params, replicates=1),
+                          tmp_path / "out", progress=False)
+    statuses = {r["run_id"]: r["status"] for r in rows.values()}
+    assert sorted(statuses.values()) == ["failed", "ok"]
+    failed = next(r for r in rows.values() if r["status"] == "failed")
+    assert "cell_types.cd8.kill_rate_per_min" in failed["error"]
+    assert "failed" in (out / "sweep.log").read_text()
+
+
+def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
+    path = write_sweep(tmp_path, *GRID)
+    one, _ = run_sweep(path, tmp_path / "one", workers=1, progress=False)
+    two, _ = run_sweep(path, tmp_path / "two", workers=2, progress=False)
+    keys = ("final_tumour", "final_cd8", "final_treg", "tumour_stat3_mean")
+    for run_id in one:
+        a = np.array([one[run_id][k] for k in keys], dtype=float)
+        b = np.array([two[run_id][k] for k in keys], dtype=float)
+        assert np.array_equal(a, b, equal_nan=True), run_id  # tiny has no Tregs: NaN
+
+
+def test_killed_sweep_finishes_only_what_was_missing(tmp_path):
+    path = write_sweep(tmp_path, *GRID, replicates=4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tme_abm", "sweep", str(path), "--out", str(out),
+           "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            log = out / "sweep.log"
+            if log.exists() and log.read_text().count(": ok") >= 2:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = sum(r["status"] == "ok" for r in read_summary(out))
+    assert 2 <= done_before < 8
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    summary = read_summary(out)
+    assert sum(r["status"] == "reused" for r in summary) >= done_before
+    assert {r["status"] for r in summary} <= {"ok", "reused"} and len(summary) == 8
+
+
+def test_sweep_command_bad_input(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nscenarios = ["missing.toml"]\n')
+    proc = subprocess.run([sys.executable, "-m", "tme_abm", "sweep", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no such file: missing.toml" in proc.stderr
+    assert "Traceback" not in proc.stderr

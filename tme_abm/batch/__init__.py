@@ -1,0 +1,1 @@
+"""Many runs: sweep plans, seeds, executors, the summary table."""

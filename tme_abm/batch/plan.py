@@ -1,0 +1,184 @@
+"""Sweep files and the list of runs they expand to.
+
+A sweep file (TOML) names one or more base scenarios, fixed overrides, the
+parameters to vary by dotted key with a design (a full grid, a Latin
+hypercube or a Sobol sequence from :mod:`scipy.stats.qmc`), and the number of
+replicates.  Every run gets its seed from one
+``numpy.random.SeedSequence(entropy).spawn(n)``, so seeds are reproducible and
+independent, and its own run file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from scipy.stats import qmc
+
+from tme_abm.scenario.load import ScenarioError, read_toml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Parameter(_Strict):
+    """One varied scenario key: ``values`` for a grid, ``low``/``high`` otherwise."""
+
+    key: str = Field(min_length=1)
+    values: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+
+    @model_validator(mode="after")
+    def _range(self) -> Parameter:
+        if self.values is None and (self.low is None or self.high is None):
+            raise ValueError("give values = [...] or both low and high")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError("low must be smaller than high")
+        if self.scale == "log" and self.low is not None and self.low <= 0:
+            raise ValueError("a log scale needs low > 0")
+        return self
+
+
+class Design(_Strict):
+    """How parameter values are chosen."""
+
+    kind: Literal["grid", "lhs", "sobol"] = "grid"
+    samples: Annotated[int, Field(ge=1, le=1_000_000)] = 8
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
+class Sweep(_Strict):
+    """A whole sweep file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    scenarios: list[str] = Field(min_length=1)
+    replicates: Annotated[int, Field(ge=1, le=100_000)] = 1
+    entropy: Annotated[int, Field(ge=0)] = 0
+    design: Design = Design()
+    parameters: list[Parameter] = []
+    overrides: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _design_fits(self) -> Sweep:
+        for k, p in enumerate(self.parameters):
+            if self.design.kind == "grid" and p.values is None:
+                raise ValueError(f"parameters.{k}: a grid design needs values = [...]")
+            if self.design.kind != "grid" and (p.low is None or p.high is None):
+                raise ValueError(f"parameters.{k}: a {self.design.kind} design needs low/high")
+        if self.design.kind == "sobol" and self.design.samples & (self.design.samples - 1):
+            raise ValueError("design.samples: a Sobol design needs a power of two")
+        return self
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep."""
+
+    run_id: str
+    scenario: Path
+    point: int  # index of the parameter point
+    replicate: int
+    seed: int
+    params: dict[str, Any]
+    overrides: tuple[str, ...]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file; :class:`ScenarioError` lists every problem."""
+    data, _ = read_toml(path)
+    try:
+        return Sweep.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(str(x) for x in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise ScenarioError(str(path), problems) from None
+
+
+def design_points(sweep: Sweep) -> list[dict[str, Any]]:
+    """Parameter values of every point of the design (the same for every scenario)."""
+    params = sweep.parameters
+    if not params:
+        return [{}]
+    if sweep.design.kind == "grid":
+        combos = itertools.product(*(p.values for p in params))
+        return [dict(zip((p.key for p in params), c, strict=True)) for c in combos]
+    d = len(params)
+    if sweep.design.kind == "lhs":
+        unit = qmc.LatinHypercube(d=d, seed=sweep.design.seed).random(sweep.design.samples)
+    else:
+        unit = qmc.Sobol(d=d, scramble=True, seed=sweep.design.seed).random_base2(
+            int(math.log2(sweep.design.samples))
+        )
+    points = []
+    for row in unit:
+        point = {}
+        for p, u in zip(params, row, strict=True):
+            if p.scale == "log":
+                value = math.exp(math.log(p.low) + u * (math.log(p.high) - math.log(p.low)))
+            else:
+                value = p.low + u * (p.high - p.low)
+            point[p.key] = float(value)
+        points.append(point)
+    return points
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
+    """Every run: scenarios x design points x replicates, with spawned seeds.
+
+    Seeds come from ``SeedSequence(entropy).spawn(n_runs)`` in this fixed order,
+    so the same sweep file always gives the same seed to the same run.
+    """
+    base = Path(sweep_path).parent
+    points = design_points(sweep)
+    fixed = tuple(f"{k}={_toml_value(v)}" for k, v in sweep.overrides.items())
+    n = len(sweep.scenarios) * len(points) * sweep.replicates
+    children = np.random.SeedSequence(sweep.entropy).spawn(n)
+    runs = []
+    k = 0
+    for scenario in sweep.scenarios:
+        path = (base / scenario).resolve()
+        for i, point in enumerate(points):
+            varied = tuple(f"{key}={_toml_value(v)}" for key, v in point.items())
+            for r in range(sweep.replicates):
+                seed = int(children[k].generate_state(1, dtype=np.uint32)[0])
+                runs.append(
+                    RunSpec(
+                        run_id=f"{path.stem}-p{i:04d}-r{r:03d}",
+                        scenario=path,
+                        point=i,
+                        replicate=r,
+                        seed=seed,
+                        params=dict(point),
+                        overrides=fixed + varied,
+                    )
+                )
+                k += 1
+    return runs
+
+
+def parse_sweep_file(path: str | Path) -> tuple[Sweep, list[RunSpec]]:
+    """Load a sweep and expand it; raises :class:`ScenarioError` on bad input."""
+    sweep = load_sweep(path)
+    missing = [s for s in sweep.scenarios if not (Path(path).parent / s).exists()]
+    if missing:
+        raise ScenarioError(str(path), [("scenarios", f"no such file: {m}") for m in missing])
+    return sweep, plan_runs(sweep, path)
+
+
