@@ -151,3 +151,19 @@ def test_sweep_command_bad_input(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no such file: missing.toml" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_dask_local_cluster_gives_the_same_summary(tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    from tme_abm.batch.dask import dask_executor
+
+    path = write_sweep(tmp_path, *GRID)
+    pool, _ = run_sweep(path, tmp_path / "pool", workers=2, progress=False)
+    with dask_executor("local", workers=2) as executor:
+        dask, _ = run_sweep(path, tmp_path / "dask", executor=executor, progress=False)
+    keys = ("final_tumour", "final_cd8", "final_treg", "tumour_stat3_mean")
+    assert set(dask) == set(pool)
+    for run_id in pool:
+        a = np.array([pool[run_id][k] for k in keys], dtype=float)
+        b = np.array([dask[run_id][k] for k in keys], dtype=float)
+        assert np.array_equal(a, b, equal_nan=True), run_id

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("sweep", type=Path, help="sweep TOML file (see scenarios/sweeps/)")
     sw.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     sw.add_argument("--out", type=Path, help="folder (default output/sweeps/<name>)")
+    sw.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster "
+        "of --workers processes; needs the dask extra",
+    )
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
@@ -152,19 +157,37 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    import importlib.util
+    from contextlib import ExitStack
+
+    from tme_abm.batch.plan import parse_sweep_file
     from tme_abm.batch.sweep import run_sweep
     from tme_abm.scenario import ScenarioError
 
     if args.workers < 1:
         return _fail(f"--workers: must be at least 1, not {args.workers}")
     try:
-        rows, out = run_sweep(args.sweep, args.out, workers=args.workers,
-                              progress=False if args.quiet else None)
+        parse_sweep_file(args.sweep)  # bad input fails before any run or cluster starts
     except ScenarioError as exc:
         return _fail(exc.format())
-    except KeyboardInterrupt:
-        print("\ntme-abm: interrupted; run the same command again to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if args.scheduler and importlib.util.find_spec("distributed") is None:
+        return _fail('--scheduler needs the dask extra: pip install -e ".[dask]"')
+    with ExitStack() as stack:
+        executor = None
+        if args.scheduler:
+            from tme_abm.batch.dask import dask_executor
+
+            try:
+                executor = stack.enter_context(dask_executor(args.scheduler, args.workers))
+            except OSError as exc:
+                return _fail(f"--scheduler {args.scheduler}: cannot connect: {exc}")
+        try:
+            rows, out = run_sweep(args.sweep, args.out, workers=args.workers,
+                                  executor=executor, progress=False if args.quiet else None)
+        except KeyboardInterrupt:
+            print("\ntme-abm: interrupted; run the same command again to finish",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
     failed = {k: r for k, r in rows.items() if r["status"] == "failed"}
     reused = sum(r["status"] == "reused" for r in rows.values())
     print(f"{len(rows)} runs ({reused} reused, {len(failed)} failed); "
