@@ -8,6 +8,8 @@ The public API, re-exported here and imported on first use (so that
     ScenarioError            what invalid scenarios raise
     run_scenario             run a scenario into a run file (tme_abm.runner)
     run_summary, read_snapshot, read_timeseries   read run files (tme_abm.io)
+    open_run, open_sweep     run files / sweep folders as xarray and pandas
+    run_sweep                run a sweep file (tme_abm.batch.sweep)
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ _EXPORTS = {
     "run_summary": "tme_abm.io",
     "read_snapshot": "tme_abm.io",
     "read_timeseries": "tme_abm.io",
+    "open_run": "tme_abm.io.dataset",
+    "open_sweep": "tme_abm.io.dataset",
+    "run_sweep": "tme_abm.batch.sweep",
 }
 
 __all__ = sorted(_EXPORTS)
