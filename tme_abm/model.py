@@ -24,6 +24,7 @@ from tme_abm.scenario import (
     compile_scenario,
     load_scenario,
 )
+from tme_abm.scenario.load import toml_value
 
 #: The scenario used when none is named.
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
@@ -44,16 +45,7 @@ def _as_seed(value: Any) -> int | None:
 
 def _override_strings(overrides: Mapping[str, Any] | Iterable[str]) -> tuple[str, ...]:
     if isinstance(overrides, Mapping):
-        out = []
-        for key, value in overrides.items():
-            if isinstance(value, str):
-                value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            elif isinstance(value, list | tuple):
-                value = "[" + ", ".join(repr(v) for v in value) + "]"
-            out.append(f"{key}={value}")
-        return tuple(out)
+        return tuple(f"{key}={toml_value(value)}" for key, value in overrides.items())
     return tuple(overrides)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy.stats import qmc
 
-from tme_abm.scenario.load import ScenarioError, read_toml
+from tme_abm.scenario.load import ScenarioError, read_toml, toml_value
 
 
 class _Strict(BaseModel):
@@ -129,16 +129,6 @@ def design_points(sweep: Sweep) -> list[dict[str, Any]]:
     return points
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
 def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     """Every run: scenarios x design points x replicates, with spawned seeds.
 
@@ -147,7 +137,7 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     """
     base = Path(sweep_path).parent
     points = design_points(sweep)
-    fixed = tuple(f"{k}={_toml_value(v)}" for k, v in sweep.overrides.items())
+    fixed = tuple(f"{k}={toml_value(v)}" for k, v in sweep.overrides.items())
     n = len(sweep.scenarios) * len(points) * sweep.replicates
     children = np.random.SeedSequence(sweep.entropy).spawn(n)
     runs = []
@@ -155,7 +145,7 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     for scenario in sweep.scenarios:
         path = (base / scenario).resolve()
         for i, point in enumerate(points):
-            varied = tuple(f"{key}={_toml_value(v)}" for key, v in point.items())
+            varied = tuple(f"{key}={toml_value(v)}" for key, v in point.items())
             for r in range(sweep.replicates):
                 seed = int(children[k].generate_state(1, dtype=np.uint32)[0])
                 runs.append(

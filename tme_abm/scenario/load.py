@@ -56,6 +56,18 @@ def default_output_path(loaded: LoadedScenario, out_dir: str | Path = "output") 
     return Path(out_dir) / f"{loaded.scenario.name}.h5"
 
 
+def toml_value(value: Any) -> str:
+    """A Python value as a TOML value for ``KEY=VALUE`` overrides (the inverse of
+    :func:`parse_value`): bools, numbers, strings and (nested) lists."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
 def parse_value(raw: str) -> Any:
     """A ``--set`` value as TOML (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else a string."""
     try:
