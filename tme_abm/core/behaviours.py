@@ -1,7 +1,13 @@
 """Cell actions: die, kill, divide, transform, move; recruitment at vessels.
 
-Cells act one at a time in a random order drawn afresh every tick (sorted
-counter-based keys, so the order is a pure function of seed and tick).  A
+Cells act once per tick in turns by site colour: sites are coloured by their
+coordinates modulo 3 (9 colours in 2D, 27 in 3D), the colours take turns in a
+random order drawn afresh every tick (counter-based keys, a pure function of
+seed and tick), and within a turn the cells act in parallel -- two sites of
+one colour are 3 sites apart, so what their cells read and write (their
+closed Moore neighbourhoods) never overlaps and the order inside a turn does
+not matter.  This is the fast path of issue 6; tests check that it has no
+preferred direction and gives identical runs on 1 and 2 threads.  A
 cell's decisions use its own random streams keyed by (seed, tick, cell id,
 purpose), so neither the thread count nor the order in which other cells
 drew numbers changes them.  Rates r (1/min) become per-tick probabilities
@@ -81,144 +87,203 @@ def _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free):
 
 
 @numba.njit(cache=True)
-def act(
-    n0, order, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
-    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, death_release,
-    conc_flat, events,
+def _act_cell(
+    i, d, seed, tick, dt_min, mean_step_um, geom, state, rules, need_contacts,
+    kill_target, kill_capacity, chemotaxis_field, death_release, conc_flat, events,
+    nbuf, free, sig,
 ):
-    """Let cells ``order[0..n0-1]`` act once; returns ``(n, next_id)``.
+    """Cell ``i`` acts once (die, kill, divide into row ``d``, transform, move).
 
-    ``state`` is ``(ids, types, sites, stat3, socs3, kills, flags, behaviours,
-    site_cell)``; arrays need room for ``2 * n0`` rows (every cell may divide).
-    ``geom`` is ``(nz, ny, nx, offsets)``; ``rules`` is the tuple of rule tables
-    taken by :func:`tme_abm.core.rules.evaluate_cell`; ``death_release`` is
-    (types, fields) in ng/mL added to a dying cell's site.
-    """
+    Everything it reads or writes lies within its closed Moore neighbourhood,
+    apart from its own row and the daughter row ``d``."""
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
     base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
     nf = conc_flat.shape[1]
     nt = kill_target.shape[0]
     tcol = N_FIXED_BEHAVIOURS + 2 * nf
-    nbuf = np.empty(offsets.shape[0], dtype=np.int64)
-    free = np.empty(offsets.shape[0], dtype=np.int64)
-    sig = np.empty(n_signals, dtype=np.float64)
-    n = n0
-    for oi in range(n0):
-        i = order[oi]
-        s = sites[i]
-        if s < 0:
-            continue
-        t = types[i]
-        cid = ids[i]
-        # 1. death
-        rate = beh[i, B_DEATH]
-        if rate > 0.0:
-            if uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0) < -math.expm1(-rate * dt_min):
-                sites[i] = -1
-                site_cell[s] = -1
+    s = sites[i]
+    t = types[i]
+    cid = ids[i]
+    # 1. death
+    rate = beh[i, B_DEATH]
+    if rate > 0.0:
+        if uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0) < -math.expm1(-rate * dt_min):
+            sites[i] = -1
+            site_cell[s] = -1
+            for f in range(nf):
+                conc_flat[s, f] += death_release[t, f]
+            events[EV_DEATH, t] += 1
+            return
+    # 2. kill one neighbouring target
+    rate = beh[i, B_KILL]
+    if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
+        m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+        n_targets = 0
+        for q in range(m):
+            j = site_cell[nbuf[q]]
+            if j >= 0 and kill_target[t, types[j]]:
+                free[n_targets] = j
+                n_targets += 1
+        if n_targets > 0:
+            st = stream_key(seed, tick, cid, PURPOSE_KILL)
+            j = free[randint(st, 0, n_targets)]
+            p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
+            if uniform(st, 1) < p:
+                tj = types[j]
+                sj = sites[j]
+                site_cell[sj] = -1
+                sites[j] = -1
                 for f in range(nf):
-                    conc_flat[s, f] += death_release[t, f]
-                events[EV_DEATH, t] += 1
-                continue
-        # 2. kill one neighbouring target
-        rate = beh[i, B_KILL]
-        if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
-            m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
-            n_targets = 0
-            for q in range(m):
-                j = site_cell[nbuf[q]]
-                if j >= 0 and kill_target[t, types[j]]:
-                    free[n_targets] = j
-                    n_targets += 1
-            if n_targets > 0:
-                st = stream_key(seed, tick, cid, PURPOSE_KILL)
-                j = free[randint(st, 0, n_targets)]
-                p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
-                if uniform(st, 1) < p:
-                    tj = types[j]
-                    sj = sites[j]
-                    site_cell[sj] = -1
-                    sites[j] = -1
-                    for f in range(nf):
-                        conc_flat[sj, f] += death_release[tj, f]
-                    kills[i] += 1
-                    events[EV_KILLED, tj] += 1
-                    events[EV_KILLS, t] += 1
-        # 3. divide into a free neighbour
-        rate = beh[i, B_DIVISION]
-        if rate > 0.0:
-            st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
-            if uniform(st, 0) < -math.expm1(-rate * dt_min):
-                k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
-                if k > 0:
-                    ds = free[randint(st, 1, k)]
-                    d = n
-                    n += 1
-                    ids[d] = next_id
-                    next_id += 1
-                    types[d] = t
-                    sites[d] = ds
-                    stat3[d] = stat3[i]
-                    socs3[d] = socs3[i]
-                    kills[d] = 0
-                    flags[d] = flags[i]
-                    beh[d, :] = beh[i, :]
-                    site_cell[ds] = d
-                    events[EV_DIVISION, t] += 1
-        # 4. transform into another type
-        total = 0.0
-        for u in range(nt):
-            if u != t:
-                total += beh[i, tcol + u]
-        if total > 0.0:
-            st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
-            if uniform(st, 0) < -math.expm1(-total * dt_min):
-                x = uniform(st, 1) * total
-                new_t = -1
-                for u in range(nt):
-                    r_u = beh[i, tcol + u]
-                    if u != t and r_u > 0.0:
-                        new_t = u
-                        x -= r_u
-                        if x < 0.0:
-                            break
-                types[i] = new_t
-                t = new_t
-                events[EV_TRANSFORM, t] += 1
-                fill_signals(
-                    i, types, sites, stat3, socs3, kills, site_cell, conc_flat,
-                    nz, ny, nx, offsets, need_contacts, sig, nbuf,
+                    conc_flat[sj, f] += death_release[tj, f]
+                kills[i] += 1
+                events[EV_KILLED, tj] += 1
+                events[EV_KILLS, t] += 1
+    # 3. divide into a free neighbour
+    rate = beh[i, B_DIVISION]
+    if rate > 0.0:
+        st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
+        if uniform(st, 0) < -math.expm1(-rate * dt_min):
+            k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+            if k > 0:
+                ds = free[randint(st, 1, k)]
+                types[d] = t
+                sites[d] = ds
+                stat3[d] = stat3[i]
+                socs3[d] = socs3[i]
+                kills[d] = 0
+                flags[d] = flags[i]
+                beh[d, :] = beh[i, :]
+                site_cell[ds] = d
+                events[EV_DIVISION, t] += 1
+    # 4. transform into another type
+    total = 0.0
+    for u in range(nt):
+        if u != t:
+            total += beh[i, tcol + u]
+    if total > 0.0:
+        st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
+        if uniform(st, 0) < -math.expm1(-total * dt_min):
+            x = uniform(st, 1) * total
+            new_t = -1
+            for u in range(nt):
+                r_u = beh[i, tcol + u]
+                if u != t and r_u > 0.0:
+                    new_t = u
+                    x -= r_u
+                    if x < 0.0:
+                        break
+            types[i] = new_t
+            t = new_t
+            events[EV_TRANSFORM, t] += 1
+            fill_signals(
+                i, types, sites, stat3, socs3, kills, site_cell, conc_flat,
+                nz, ny, nx, offsets, need_contacts[t], sig, nbuf,
+            )
+            evaluate_cell(
+                t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill,
+                beh[i],
+            )
+    # 5. move
+    speed = beh[i, B_SPEED]
+    if speed > 0.0:
+        st = stream_key(seed, tick, cid, PURPOSE_MOVE)
+        if uniform(st, 0) < speed * dt_min / mean_step_um:
+            k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+            if k > 0:
+                pick = -1
+                f = chemotaxis_field[t]
+                if f >= 0 and uniform(st, 1) < beh[i, B_CHEMOTAXIS]:
+                    start = randint(st, 2, k)
+                    best = -1.0
+                    for q in range(k):
+                        kk = (start + q) % k
+                        v = conc_flat[free[kk], f]
+                        if v > best:
+                            best = v
+                            pick = kk
+                if pick < 0:
+                    pick = randint(st, 3, k)
+                ns = free[pick]
+                site_cell[s] = -1
+                site_cell[ns] = i
+                sites[i] = ns
+
+
+def colour_count(nz: int) -> int:
+    """Number of site colours: 3 x 3 in 2D, 3 x 3 x 3 in 3D (see :func:`act`)."""
+    return 27 if nz > 1 else 9
+
+
+@numba.njit(cache=True, parallel=True)
+def act(
+    n0, colours, max_threads, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
+    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, death_release,
+    conc_flat, events,
+):
+    """Let every cell of rows ``0..n0-1`` act once; returns ``(n, next_id)``.
+
+    Sites are coloured by ``(z mod 3, y mod 3, x mod 3)``.  Two sites of one
+    colour are at least 3 sites apart, so the closed Moore neighbourhoods of
+    their cells -- everything a cell reads or writes when it acts -- are
+    disjoint: the cells of one colour act in parallel, in any order, with the
+    same result.  Colours take turns in the order ``colours`` (a fresh random
+    permutation every tick, so no colour, and hence no direction, is favoured);
+    a cell acts in the turn of the site it holds when the turn comes, at most
+    once per tick.  The daughter of row ``i`` goes into row ``n0 + i``; rows
+    ``n0..2 n0 - 1`` that stay empty keep ``site = -1`` (removed by
+    ``CellTable.compact``), and daughters get their ids in row order after
+    the last turn, so ids too are independent of the thread count.  Event
+    counts are summed per thread, then added to ``events``.
+
+    ``state`` is ``(ids, types, sites, stat3, socs3, kills, flags, behaviours,
+    site_cell)`` with room for ``2 * n0`` rows; ``geom`` is ``(nz, ny, nx,
+    offsets)``; ``rules`` is the tuple taken by
+    :func:`tme_abm.core.rules.evaluate_cell`; ``death_release`` is (types,
+    fields) in ng/mL added to a dying cell's site; ``max_threads`` bounds the
+    thread ids (``numba.config.NUMBA_NUM_THREADS``).
+    """
+    nz, ny, nx, offsets = geom
+    ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
+    nt = kill_target.shape[0]
+    for r in numba.prange(n0):
+        sites[n0 + r] = -1
+    acted = np.zeros(n0, dtype=np.uint8)
+    local = np.zeros((max_threads, events.shape[0], nt), dtype=np.int64)
+    for ci in range(colours.shape[0]):
+        colour = colours[ci]
+        cz = colour // 9
+        cy = (colour // 3) % 3
+        cx = colour % 3
+        n_y = (ny - cy + 2) // 3
+        n_lines = ((nz - cz + 2) // 3) * n_y
+        for line in numba.prange(n_lines):
+            z = cz + 3 * (line // n_y)
+            y = cy + 3 * (line % n_y)
+            ev = local[numba.get_thread_id()]
+            nbuf = np.empty(offsets.shape[0], dtype=np.int64)
+            free = np.empty(offsets.shape[0], dtype=np.int64)
+            sig = np.empty(n_signals, dtype=np.float64)
+            row = (z * ny + y) * nx
+            for x in range(cx, nx, 3):
+                i = site_cell[row + x]
+                if i < 0 or i >= n0 or acted[i]:
+                    continue
+                acted[i] = 1
+                _act_cell(
+                    i, n0 + i, seed, tick, dt_min, mean_step_um, geom, state, rules,
+                    need_contacts, kill_target, kill_capacity, chemotaxis_field,
+                    death_release, conc_flat, ev, nbuf, free, sig,
                 )
-                evaluate_cell(
-                    t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill,
-                    beh[i],
-                )
-        # 5. move
-        speed = beh[i, B_SPEED]
-        if speed > 0.0:
-            st = stream_key(seed, tick, cid, PURPOSE_MOVE)
-            if uniform(st, 0) < speed * dt_min / mean_step_um:
-                k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
-                if k > 0:
-                    pick = -1
-                    f = chemotaxis_field[t]
-                    if f >= 0 and uniform(st, 1) < beh[i, B_CHEMOTAXIS]:
-                        start = randint(st, 2, k)
-                        best = -1.0
-                        for q in range(k):
-                            kk = (start + q) % k
-                            v = conc_flat[free[kk], f]
-                            if v > best:
-                                best = v
-                                pick = kk
-                    if pick < 0:
-                        pick = randint(st, 3, k)
-                    ns = free[pick]
-                    site_cell[s] = -1
-                    site_cell[ns] = i
-                    sites[i] = ns
-    return n, next_id
+    for th in range(max_threads):
+        for e in range(events.shape[0]):
+            for u in range(nt):
+                events[e, u] += local[th, e, u]
+    for d in range(n0, 2 * n0):
+        if sites[d] >= 0:
+            ids[d] = next_id
+            next_id += 1
+    return 2 * n0, next_id
 
 
 @numba.njit(cache=True)
@@ -282,7 +347,7 @@ def recruit(
             site_cell[target] = d
             fill_signals(
                 d, types, sites, stat3, socs3, kills, site_cell, conc_flat,
-                nz, ny, nx, offsets, need_contacts, sig, nbuf,
+                nz, ny, nx, offsets, need_contacts[t], sig, nbuf,
             )
             evaluate_cell(
                 t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill, beh[d]

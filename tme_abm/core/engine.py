@@ -11,7 +11,8 @@ advances one tick in the order of DESIGN.md:
 2. sense + STAT3: each cell reads the fields at its site and updates STAT3
    and SOCS3;
 3. rules: behaviour values from the signals;
-4. act, in a random order: die, kill, divide, transform, move;
+4. act, colour by colour in a random order of colours: die, kill, divide,
+   transform, move (parallel within a colour);
 5. recruit immune cells at vessel sites;
 6. drop dead cells and count.
 ``TMEModel`` wraps an Engine as a Mesa model; benchmarks and tests may use
@@ -28,7 +29,7 @@ import numba
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, recruit
+from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, colour_count, recruit
 from tme_abm.core.cells import CELL_COLUMNS, CellTable
 from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
 from tme_abm.core.lattice import distance_from_point_um, moore_offsets
@@ -348,33 +349,37 @@ class Engine:
         return rate
 
     def step_act(self) -> None:
-        """Cells act once each, in a random order; then recruitment."""
+        """Cells act once each, colour by colour (see :func:`act`); then recruitment."""
         p, c = self.params, self.cells
         n0 = c.n
-        keys = uniform_array(p.seed, self.tick, c.id[:n0], PURPOSE_ORDER, 0)
-        order = np.argsort(keys, kind="stable")
+        n_colours = colour_count(p.dims[0])
+        keys = uniform_array(p.seed, self.tick, np.arange(n_colours), PURPOSE_ORDER, 0)
+        colours = np.argsort(keys, kind="stable").astype(np.int64)
         c.ensure_capacity(2 * n0 + 1)
-        n, c.next_id = act(
-            n0,
-            order,
-            p.seed,
-            self.tick,
-            p.dt_min,
-            self.mean_step_um,
-            c.next_id,
-            self.geom,
-            self._state(),
-            self.rules,
-            p.need_contacts,
-            p.n_signals,
-            p.kill_target,
-            p.kill_capacity,
-            p.chemotaxis_field,
-            p.death_release,
-            self.conc_flat(),
-            self.events,
-        )
+        with threads_for(n0, "cells"):
+            n, c.next_id = act(
+                n0,
+                colours,
+                numba.config.NUMBA_NUM_THREADS,
+                p.seed,
+                self.tick,
+                p.dt_min,
+                self.mean_step_um,
+                c.next_id,
+                self.geom,
+                self._state(),
+                self.rules,
+                p.need_contacts,
+                p.n_signals,
+                p.kill_target,
+                p.kill_capacity,
+                p.chemotaxis_field,
+                p.death_release,
+                self.conc_flat(),
+                self.events,
+            )
         c.n = n
+        c.compact()  # before recruitment, whose priming counts the live cells
         c.ensure_capacity(c.n + len(self.vessel_sites) * p.n_types + 1)
         n, c.next_id = recruit(
             c.n,
@@ -398,7 +403,6 @@ class Engine:
             self.events,
         )
         c.n = n
-        c.compact()
 
     def step(self) -> None:
         """Advance one tick (events of this tick are left in ``self.events``)."""

@@ -59,7 +59,7 @@ class EngineParams:
     rule_up: np.ndarray
     rule_half_max: np.ndarray
     rule_hill: np.ndarray
-    need_contacts: bool
+    need_contacts: np.ndarray  # bool per type: its rules read crowding/contacts
     n_signals: int
     # STAT3
     k_on: np.ndarray

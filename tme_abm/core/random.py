@@ -55,7 +55,7 @@ def mix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> _S31)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def stream_key(seed: int, tick: int, cell_id: int, purpose: int) -> np.uint64:
     """Hash the four key words into one 64-bit stream key.
 

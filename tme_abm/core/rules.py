@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from tme_abm.core.lattice import neighbour_sites
+from tme_abm.core.stat3 import power
 
 FIXED_BEHAVIOURS: tuple[str, ...] = (
     "division",
@@ -99,7 +100,7 @@ def transform_column(nf: int) -> int:
     return N_FIXED_BEHAVIOURS + 2 * nf
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def fill_signals(
     i: int,
     cell_type: np.ndarray,
@@ -141,7 +142,7 @@ def fill_signals(
         sig[nf + 2] = 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", cache=True)
 def evaluate_cell(
     t: int,
     sig: np.ndarray,
@@ -171,7 +172,7 @@ def evaluate_cell(
         down = 0.0
         while r < end and rule_behaviour[r] == b:
             x = sig[rule_signal[r]] / rule_half_max[r]
-            term = x ** rule_hill[r] if x > 0.0 else 0.0
+            term = power(x, rule_hill[r])
             if rule_up[r]:
                 up += term
             else:
@@ -199,7 +200,7 @@ def evaluate_rules(
     ny: int,
     nx: int,
     offsets: np.ndarray,
-    need_contacts: bool,
+    need_contacts: np.ndarray,
     n_signals: int,
     base: np.ndarray,
     sat_up: np.ndarray,
@@ -224,7 +225,7 @@ def evaluate_rules(
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
             fill_signals(
                 i, cell_type, cell_site, stat3, socs3, kills, site_cell, conc_flat,
-                nz, ny, nx, offsets, need_contacts, sig, nbuf,
+                nz, ny, nx, offsets, need_contacts[cell_type[i]], sig, nbuf,
             )
             evaluate_cell(
                 cell_type[i], sig, base, sat_up, sat_down, rule_offset, rule_signal,

@@ -165,7 +165,11 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
     for r in rules:
         rule_offset[tidx[r.cell_type] + 1] += 1
     rule_offset = np.cumsum(rule_offset)
-    need_contacts = any(r.signal == "crowding" or r.signal.startswith("contact:") for r in rules)
+    # per type: only types with a crowding or contact rule scan their neighbours
+    need_contacts = np.zeros(nt, dtype=np.bool_)
+    for r in rules:
+        if r.signal == "crowding" or r.signal.startswith("contact:"):
+            need_contacts[tidx[r.cell_type]] = True
 
     # STAT3
     st = [ct.stat3 for ct in sc.cell_types.values()]
