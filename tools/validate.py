@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
+
 REPO = Path(__file__).resolve().parents[1]
 MIN_PER_DAY = 1440.0
 LEVEL = 0.95
@@ -239,46 +241,6 @@ def compare(a: Iterable[float], b: Iterable[float], expected: str) -> dict[str, 
 
 
 # ------------------------------------------------------------------------ metrics
-
-
-def neighbour_any(mask: np.ndarray, spatial_ndim: int = 2) -> np.ndarray:
-    """True where at least one Moore neighbour (not the site itself) is True.
-
-    ``mask`` is boolean with the spatial axes last (``spatial_ndim`` of them;
-    leading axes, e.g. snapshots, are kept). The lattice is bounded (sites
-    outside it count as False): 8 neighbours in 2D, 26 in 3D, fewer at edges.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    lead = mask.ndim - spatial_ndim
-    pad = [(0, 0)] * lead + [(1, 1)] * spatial_ndim
-    p = np.pad(mask, pad, constant_values=False)
-    out = np.zeros_like(mask)
-    shape = mask.shape[lead:]
-    for offset in np.ndindex(*(3,) * spatial_ndim):
-        if all(o == 1 for o in offset):
-            continue  # the site itself
-        window = tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))
-        out |= p[(Ellipsis, *window)]
-    return out
-
-
-def infiltrating_cd8(
-    lattice: np.ndarray,
-    cd8_codes: Sequence[int],
-    tumour_codes: Sequence[int],
-    spatial_ndim: int = 2,
-) -> np.ndarray:
-    """Number of CD8 cells with at least one tumour cell among their Moore neighbours.
-
-    ``lattice`` holds cell-type codes (-1 empty) with the spatial axes last; the
-    count is taken over them, so a (T, ny, nx) stack gives T counts and a single
-    (ny, nx) lattice a 0-d array.
-    """
-    lattice = np.asarray(lattice)
-    cd8 = np.isin(lattice, np.asarray(cd8_codes))
-    near_tumour = neighbour_any(np.isin(lattice, np.asarray(tumour_codes)), spatial_ndim)
-    axes = tuple(range(lattice.ndim - spatial_ndim, lattice.ndim))
-    return np.count_nonzero(cd8 & near_tumour, axis=axes)
 
 
 def mature_dc_fraction(

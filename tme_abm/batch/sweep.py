@@ -26,14 +26,29 @@ from typing import Any
 import h5py
 from tqdm import tqdm
 
+from tme_abm.analysis.spatial import SNAPSHOT_METRICS, run_metrics
 from tme_abm.batch.plan import RunSpec, parse_sweep_file
 
-#: Key outputs in the summary, computed from each run file's time series.
-OUTPUTS = ("final_tumour", "final_cd8", "final_treg", "cd8_treg_ratio", "tumour_stat3_mean")
+#: Key outputs in the summary: first from each run file's time series (last
+#: tick), then the spatial metrics of its last snapshot
+#: (:data:`tme_abm.analysis.SNAPSHOT_METRICS`, default margin of 100 µm).
+TIMESERIES_OUTPUTS = (
+    "final_tumour", "final_cd8", "final_treg", "cd8_treg_ratio", "tumour_stat3_mean"
+)
+OUTPUTS = (*TIMESERIES_OUTPUTS, *SNAPSHOT_METRICS)
 
 
 def outputs_of(path: str | Path) -> dict[str, float]:
-    """The key outputs of one run file (last tick of its time series)."""
+    """The key outputs of one run file (:data:`OUTPUTS`, in that order).
+
+    The time-series outputs are taken at the last tick; the spatial ones
+    (:func:`tme_abm.analysis.run_metrics`) on the last complete snapshot, NaN
+    when the file holds none.
+    """
+    return {**_timeseries_outputs(path), **run_metrics(path)}
+
+
+def _timeseries_outputs(path: str | Path) -> dict[str, float]:
     with h5py.File(path, "r") as f:
         ts = f["timeseries"]
 
