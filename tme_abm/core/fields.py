@@ -60,6 +60,8 @@ __all__ = [
 
 # Number of grid columns handled by one parallel task in the y and z sweeps.
 _COLUMNS_PER_TASK = 64
+# Grid rows handled by one parallel task in the x sweep.
+_ROWS_PER_TASK = 16
 
 
 def _check_conc(conc: np.ndarray) -> tuple[int, int, int, int]:
@@ -208,6 +210,48 @@ def _sweep(
 
 
 @numba.njit(cache=True, parallel=True)
+def _sweep_inner(
+    a: np.ndarray,
+    inv: np.ndarray,
+    e: np.ndarray,
+    bnd: np.ndarray,
+    scale: np.ndarray,
+    rows_per_task: int,
+) -> None:
+    """Implicit solve along axis 1 of ``a`` (shape ``(nrow, n, nf)``), in place.
+
+    The x sweep: each line ``a[row, :, :]`` holds all ``nf`` fields of one
+    grid row, so the inner loop runs over the fields of one site (contiguous)
+    and a task solves ``rows_per_task`` lines with one scratch array.  Same
+    arithmetic, in the same order, as :func:`_sweep`.
+    """
+    nrow, n, nf = a.shape
+    ntask = (nrow + rows_per_task - 1) // rows_per_task
+    for t in numba.prange(ntask):
+        y = np.empty((n, nf), dtype=np.float64)
+        for o in range(t * rows_per_task, min(nrow, (t + 1) * rows_per_task)):
+            for f in range(nf):
+                d = np.float64(a[o, 0, f]) + bnd[f]
+                if n == 1:
+                    d += bnd[f]
+                y[0, f] = d * inv[0, f]
+            for i in range(1, n - 1):
+                for f in range(nf):
+                    y[i, f] = np.float64(a[o, i, f]) * inv[i, f] + e[i, f] * y[i - 1, f]
+            if n > 1:
+                for f in range(nf):
+                    d = np.float64(a[o, n - 1, f]) + bnd[f]
+                    y[n - 1, f] = d * inv[n - 1, f] + e[n - 1, f] * y[n - 2, f]
+            for f in range(nf):
+                a[o, n - 1, f] = np.float32(y[n - 1, f] * scale[f])
+            for i in range(n - 2, -1, -1):
+                for f in range(nf):
+                    v = y[i, f] + e[i, f] * y[i + 1, f]
+                    y[i, f] = v
+                    a[o, i, f] = np.float32(v * scale[f])
+
+
+@numba.njit(cache=True, parallel=True)
 def _scale_rows(a: np.ndarray, scale: np.ndarray) -> None:
     """``a[row, j, f] *= scale[f]`` in float64, stored as float32."""
     nrow, m, nf = a.shape
@@ -278,7 +322,10 @@ def diffuse_decay(
             factors[n] = _thomas_factors(n, r, dirichlet)
         inv, e = factors[n]
         scale = decay if idx == len(axes) - 1 else ones
-        _sweep(view, inv, e, bnd, scale, nf, block)
+        if idx == 0:
+            _sweep_inner(view, inv, e, bnd, scale, _ROWS_PER_TASK)
+        else:
+            _sweep(view, inv, e, bnd, scale, nf, block)
 
 
 @numba.njit(cache=True, parallel=True)
