@@ -1,6 +1,6 @@
 """Every scenario in scenarios/ runs, and its therapies take effect.
 
-Each file runs on a 50 x 50 lattice for 2.1 days (past every therapy's start:
+Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days (past every therapy's start:
 the latest is the transfer on day 2), with the engine's invariants checked at
 the end.
 """
@@ -16,11 +16,14 @@ from tme_abm.scenario import compile_scenario, load_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.toml"))
 SMALL = ["domain.shape=[50,50]", "domain.duration_days=2.1"]
+SMALL_3D = ["domain.shape=[14,30,30]", "domain.duration_days=2.1"]
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_scenario_runs(path):
-    loaded = load_scenario(path, SMALL)
+    is_3d = len(load_scenario(path).scenario.domain.shape) == 3
+    loaded = load_scenario(path, SMALL_3D if is_3d else SMALL)
+    assert len(loaded.scenario.domain.shape) == (3 if is_3d else 2)
     e = Engine(compile_scenario(loaded.scenario))
     names = e.params.type_names
     recruited = np.zeros(len(names), dtype=np.int64)

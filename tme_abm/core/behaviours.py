@@ -86,130 +86,6 @@ def _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free):
     return k
 
 
-@numba.njit(cache=True)
-def _act_cell(
-    i, d, seed, tick, dt_min, mean_step_um, geom, state, rules, need_contacts,
-    kill_target, kill_capacity, chemotaxis_field, death_release, conc_flat, events,
-    nbuf, free, sig,
-):
-    """Cell ``i`` acts once (die, kill, divide into row ``d``, transform, move).
-
-    Everything it reads or writes lies within its closed Moore neighbourhood,
-    apart from its own row and the daughter row ``d``."""
-    nz, ny, nx, offsets = geom
-    ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
-    base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
-    nf = conc_flat.shape[1]
-    nt = kill_target.shape[0]
-    tcol = N_FIXED_BEHAVIOURS + 2 * nf
-    s = sites[i]
-    t = types[i]
-    cid = ids[i]
-    # 1. death
-    rate = beh[i, B_DEATH]
-    if rate > 0.0:
-        if uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0) < -math.expm1(-rate * dt_min):
-            sites[i] = -1
-            site_cell[s] = -1
-            for f in range(nf):
-                conc_flat[s, f] += death_release[t, f]
-            events[EV_DEATH, t] += 1
-            return
-    # 2. kill one neighbouring target
-    rate = beh[i, B_KILL]
-    if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
-        m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
-        n_targets = 0
-        for q in range(m):
-            j = site_cell[nbuf[q]]
-            if j >= 0 and kill_target[t, types[j]]:
-                free[n_targets] = j
-                n_targets += 1
-        if n_targets > 0:
-            st = stream_key(seed, tick, cid, PURPOSE_KILL)
-            j = free[randint(st, 0, n_targets)]
-            p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
-            if uniform(st, 1) < p:
-                tj = types[j]
-                sj = sites[j]
-                site_cell[sj] = -1
-                sites[j] = -1
-                for f in range(nf):
-                    conc_flat[sj, f] += death_release[tj, f]
-                kills[i] += 1
-                events[EV_KILLED, tj] += 1
-                events[EV_KILLS, t] += 1
-    # 3. divide into a free neighbour
-    rate = beh[i, B_DIVISION]
-    if rate > 0.0:
-        st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
-        if uniform(st, 0) < -math.expm1(-rate * dt_min):
-            k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
-            if k > 0:
-                ds = free[randint(st, 1, k)]
-                types[d] = t
-                sites[d] = ds
-                stat3[d] = stat3[i]
-                socs3[d] = socs3[i]
-                kills[d] = 0
-                flags[d] = flags[i]
-                beh[d, :] = beh[i, :]
-                site_cell[ds] = d
-                events[EV_DIVISION, t] += 1
-    # 4. transform into another type
-    total = 0.0
-    for u in range(nt):
-        if u != t:
-            total += beh[i, tcol + u]
-    if total > 0.0:
-        st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
-        if uniform(st, 0) < -math.expm1(-total * dt_min):
-            x = uniform(st, 1) * total
-            new_t = -1
-            for u in range(nt):
-                r_u = beh[i, tcol + u]
-                if u != t and r_u > 0.0:
-                    new_t = u
-                    x -= r_u
-                    if x < 0.0:
-                        break
-            types[i] = new_t
-            t = new_t
-            events[EV_TRANSFORM, t] += 1
-            fill_signals(
-                i, types, sites, stat3, socs3, kills, site_cell, conc_flat,
-                nz, ny, nx, offsets, need_contacts[t], sig, nbuf,
-            )
-            evaluate_cell(
-                t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill,
-                beh[i],
-            )
-    # 5. move
-    speed = beh[i, B_SPEED]
-    if speed > 0.0:
-        st = stream_key(seed, tick, cid, PURPOSE_MOVE)
-        if uniform(st, 0) < speed * dt_min / mean_step_um:
-            k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
-            if k > 0:
-                pick = -1
-                f = chemotaxis_field[t]
-                if f >= 0 and uniform(st, 1) < beh[i, B_CHEMOTAXIS]:
-                    start = randint(st, 2, k)
-                    best = -1.0
-                    for q in range(k):
-                        kk = (start + q) % k
-                        v = conc_flat[free[kk], f]
-                        if v > best:
-                            best = v
-                            pick = kk
-                if pick < 0:
-                    pick = randint(st, 3, k)
-                ns = free[pick]
-                site_cell[s] = -1
-                site_cell[ns] = i
-                sites[i] = ns
-
-
 def colour_count(nz: int) -> int:
     """Number of site colours: 3 x 3 in 2D, 3 x 3 x 3 in 3D (see :func:`act`)."""
     return 27 if nz > 1 else 9
@@ -245,7 +121,10 @@ def act(
     """
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
+    base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
+    nf = conc_flat.shape[1]
     nt = kill_target.shape[0]
+    tcol = N_FIXED_BEHAVIOURS + 2 * nf
     for r in numba.prange(n0):
         sites[n0 + r] = -1
     acted = np.zeros(n0, dtype=np.uint8)
@@ -270,11 +149,114 @@ def act(
                 if i < 0 or i >= n0 or acted[i]:
                     continue
                 acted[i] = 1
-                _act_cell(
-                    i, n0 + i, seed, tick, dt_min, mean_step_um, geom, state, rules,
-                    need_contacts, kill_target, kill_capacity, chemotaxis_field,
-                    death_release, conc_flat, ev, nbuf, free, sig,
-                )
+                d = n0 + i  # the row of a daughter
+                s = sites[i]
+                t = types[i]
+                cid = ids[i]
+                # 1. death
+                rate = beh[i, B_DEATH]
+                if rate > 0.0:
+                    u_death = uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0)
+                    if u_death < -math.expm1(-rate * dt_min):
+                        sites[i] = -1
+                        site_cell[s] = -1
+                        for f in range(nf):
+                            conc_flat[s, f] += death_release[t, f]
+                        ev[EV_DEATH, t] += 1
+                        continue
+                # 2. kill one neighbouring target
+                rate = beh[i, B_KILL]
+                if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
+                    m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+                    n_targets = 0
+                    for q in range(m):
+                        j = site_cell[nbuf[q]]
+                        if j >= 0 and kill_target[t, types[j]]:
+                            free[n_targets] = j
+                            n_targets += 1
+                    if n_targets > 0:
+                        st = stream_key(seed, tick, cid, PURPOSE_KILL)
+                        j = free[randint(st, 0, n_targets)]
+                        p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
+                        if uniform(st, 1) < p:
+                            tj = types[j]
+                            sj = sites[j]
+                            site_cell[sj] = -1
+                            sites[j] = -1
+                            for f in range(nf):
+                                conc_flat[sj, f] += death_release[tj, f]
+                            kills[i] += 1
+                            ev[EV_KILLED, tj] += 1
+                            ev[EV_KILLS, t] += 1
+                # 3. divide into a free neighbour
+                rate = beh[i, B_DIVISION]
+                if rate > 0.0:
+                    st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
+                    if uniform(st, 0) < -math.expm1(-rate * dt_min):
+                        k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                        if k > 0:
+                            ds = free[randint(st, 1, k)]
+                            types[d] = t
+                            sites[d] = ds
+                            stat3[d] = stat3[i]
+                            socs3[d] = socs3[i]
+                            kills[d] = 0
+                            flags[d] = flags[i]
+                            beh[d, :] = beh[i, :]
+                            site_cell[ds] = d
+                            ev[EV_DIVISION, t] += 1
+                # 4. transform into another type
+                total = 0.0
+                for u in range(nt):
+                    if u != t:
+                        total += beh[i, tcol + u]
+                if total > 0.0:
+                    st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
+                    if uniform(st, 0) < -math.expm1(-total * dt_min):
+                        x = uniform(st, 1) * total
+                        new_t = -1
+                        for u in range(nt):
+                            r_u = beh[i, tcol + u]
+                            if u != t and r_u > 0.0:
+                                new_t = u
+                                x -= r_u
+                                if x < 0.0:
+                                    break
+                        types[i] = new_t
+                        t = new_t
+                        ev[EV_TRANSFORM, t] += 1
+                        fill_signals(
+                            i, types, sites, stat3, socs3, kills, site_cell, conc_flat,
+                            nz, ny, nx, offsets, need_contacts[t], sig, nbuf,
+                        )
+                        evaluate_cell(
+                            t, sig, base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half,
+                            r_hill, beh[i],
+                        )
+                # 5. move
+                speed = beh[i, B_SPEED]
+                if speed > 0.0:
+                    st = stream_key(seed, tick, cid, PURPOSE_MOVE)
+                    if uniform(st, 0) < speed * dt_min / mean_step_um:
+                        k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                        if k > 0:
+                            pick = -1
+                            f = chemotaxis_field[t]
+                            if f >= 0 and uniform(st, 1) < beh[i, B_CHEMOTAXIS]:
+                                start = randint(st, 2, k)
+                                best = -1.0
+                                for q in range(k):
+                                    kk = (start + q) % k
+                                    v = conc_flat[free[kk], f]
+                                    if v > best:
+                                        best = v
+                                        pick = kk
+                            if pick < 0:
+                                pick = randint(st, 3, k)
+                            ns = free[pick]
+                            site_cell[s] = -1
+                            site_cell[ns] = i
+                            sites[i] = ns
     for th in range(max_threads):
         for e in range(events.shape[0]):
             for u in range(nt):
