@@ -1,8 +1,8 @@
 """Every scenario in scenarios/ runs, and its therapies take effect.
 
-Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days (past every therapy's start:
-the latest is the transfer on day 2), with the engine's invariants checked at
-the end.
+Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days
+(past every therapy's start: the latest is the transfer on day 2), with the
+engine's invariants checked at the end.
 """
 
 from pathlib import Path

@@ -3,7 +3,10 @@
 A sweep file (TOML) names one or more base scenarios, fixed overrides, the
 parameters to vary by dotted key with a design (a full grid, a Latin
 hypercube or a Sobol sequence from :mod:`scipy.stats.qmc`), and the number of
-replicates.  Every run gets its seed from one
+replicates.  A Saltelli design (``kind = "saltelli"``, from SALib) expands a
+Sobol sequence into the cross-sampled points that
+:func:`tme_abm.batch.sensitivity.sobol_indices` needs for variance-based
+(Sobol') sensitivity indices.  Every run gets its seed from one
 ``numpy.random.SeedSequence(entropy).spawn(n)``, so seeds are reproducible and
 independent, and its own run file.
 """
@@ -47,12 +50,34 @@ class Parameter(_Strict):
         return self
 
 
-class Design(_Strict):
-    """How parameter values are chosen."""
+#: Most points a sampled design may expand to (a Saltelli design multiplies
+#: ``samples`` by D + 2, or 2D + 2 with second-order indices).
+MAX_POINTS = 1_000_000
 
-    kind: Literal["grid", "lhs", "sobol"] = "grid"
+
+class Design(_Strict):
+    """How parameter values are chosen.
+
+    ``samples`` is the number of points of an ``lhs`` or ``sobol`` design and
+    the base sample count N of a ``saltelli`` design, which expands to
+    N·(D + 2) points for D parameters, or N·(2D + 2) with ``second_order``.
+    """
+
+    kind: Literal["grid", "lhs", "sobol", "saltelli"] = "grid"
     samples: Annotated[int, Field(ge=1, le=1_000_000)] = 8
     seed: Annotated[int, Field(ge=0)] = 0
+    second_order: bool = False
+
+    @model_validator(mode="after")
+    def _second_order_only_for_saltelli(self) -> Design:
+        if self.second_order and self.kind != "saltelli":
+            raise ValueError(f"second_order is for a saltelli design, not {self.kind}")
+        return self
+
+    def saltelli_points(self, n_parameters: int) -> int:
+        """Points of a Saltelli design over ``n_parameters`` parameters."""
+        per_sample = 2 * n_parameters + 2 if self.second_order else n_parameters + 2
+        return self.samples * per_sample
 
 
 class Sweep(_Strict):
@@ -75,7 +100,29 @@ class Sweep(_Strict):
                 raise ValueError(f"parameters.{k}: a {self.design.kind} design needs low/high")
         if self.design.kind == "sobol" and self.design.samples & (self.design.samples - 1):
             raise ValueError("design.samples: a Sobol design needs a power of two")
+        if self.design.kind == "saltelli":
+            self._saltelli_fits()
         return self
+
+    def _saltelli_fits(self) -> None:
+        n, d = self.design.samples, len(self.parameters)
+        if n & (n - 1):
+            below = 1 << (n.bit_length() - 1)
+            raise ValueError(
+                f"design.samples: a Saltelli design needs a power of two "
+                f"(e.g. {below} or {below * 2}), not {n}"
+            )
+        if d == 0:
+            raise ValueError("parameters: a Saltelli design needs at least one [[parameters]]")
+        points = self.design.saltelli_points(d)
+        if points > MAX_POINTS:
+            formula = "2D + 2" if self.design.second_order else "D + 2"
+            runs = points * len(self.scenarios) * self.replicates
+            raise ValueError(
+                f"design: a Saltelli design of {n} samples over {d} parameters expands to "
+                f"{points:,} points ({n} x ({formula})), {runs:,} runs; at most {MAX_POINTS:,} "
+                f"points"
+            )
 
 
 @dataclass(frozen=True)
@@ -112,6 +159,8 @@ def design_points(sweep: Sweep) -> list[dict[str, Any]]:
     d = len(params)
     if sweep.design.kind == "lhs":
         unit = qmc.LatinHypercube(d=d, seed=sweep.design.seed).random(sweep.design.samples)
+    elif sweep.design.kind == "saltelli":
+        unit = saltelli_unit(sweep.design, d)
     else:
         unit = qmc.Sobol(d=d, scramble=True, seed=sweep.design.seed).random_base2(
             int(math.log2(sweep.design.samples))
@@ -127,6 +176,31 @@ def design_points(sweep: Sweep) -> list[dict[str, Any]]:
             point[p.key] = float(value)
         points.append(point)
     return points
+
+
+def saltelli_unit(design: Design, n_parameters: int) -> np.ndarray:
+    """Saltelli's cross-sampled points on the unit cube, from SALib.
+
+    Rows come in SALib's order (per base sample: A, the D rows of A with one
+    column from B, [the D rows of B with one column from A,] B), which
+    :func:`SALib.analyze.sobol.analyze` expects of the outputs; the sweep's
+    point index keeps that order.  Scaling to the parameters' bounds (linear
+    or log) happens in :func:`design_points`, as for the other designs.
+    """
+    from SALib.sample import sobol as salib_sobol  # only Saltelli designs need SALib
+
+    problem = {
+        "num_vars": n_parameters,
+        "names": [f"x{k}" for k in range(n_parameters)],
+        "bounds": [[0.0, 1.0]] * n_parameters,
+    }
+    return salib_sobol.sample(
+        problem,
+        design.samples,
+        calc_second_order=design.second_order,
+        scramble=True,
+        seed=design.seed,
+    )
 
 
 def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
