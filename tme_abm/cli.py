@@ -1,4 +1,5 @@
-"""The ``tme-abm`` command: run, validate, inspect, sweep, viz.
+"""The ``tme-abm`` command: run, validate, inspect, sweep, sensitivity, plot, movie,
+viz.
 
 Bad input (an invalid scenario, an unreadable run file, an existing output
 without ``--force``) prints one line per problem on stderr and exits with
@@ -62,10 +63,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sens = sub.add_parser(
+        "sensitivity", help="Sobol' indices of a finished Saltelli sweep (sobol.csv, sobol.png)"
+    )
+    sens.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR",
+                      help='folder of a sweep run with [design] kind = "saltelli"')
+    sens.add_argument("--output", dest="outputs", action="append", metavar="NAME",
+                      help="summary column to analyse (repeatable; default: the key outputs)")
+    sens.add_argument("--out", type=Path, help="folder (default SWEEP_DIR/sensitivity)")
+    sens.add_argument("--force", action="store_true", help="replace existing sobol.csv/png")
+
+    plot = sub.add_parser("plot", help="PNG figures of a run file or a sweep folder")
+    plot.add_argument("path", type=Path, metavar="PATH",
+                      help="run file (.h5 or .h5.partial) or sweep folder (has summary.csv)")
+    plot.add_argument("--out", type=Path, metavar="DIR",
+                      help="folder (default: <run>_plots/ beside the run, SWEEP_DIR/plots/)")
+    plot.add_argument("--days", type=float, nargs="+", metavar="D",
+                      help="simulated days to draw, nearest snapshot each (run files; "
+                      "default: first, middle, last snapshot)")
+    plot.add_argument("--force", action="store_true", help="replace existing figures")
+
+    movie = sub.add_parser("movie", help="MP4 or GIF of the lattice and a field over time")
+    movie.add_argument("run", type=Path, metavar="RUN", help="run file (.h5 or .h5.partial)")
+    movie.add_argument("--out", type=Path, metavar="FILE",
+                       help="FILE.mp4 or FILE.gif (default: <run>.mp4 beside the run)")
+    movie.add_argument("--field", metavar="NAME",
+                       help="field drawn beside the lattice (default: the first saved)")
+    movie.add_argument("--fps", type=float, default=10, help="frames per second (default 10)")
+    movie.add_argument("--force", action="store_true", help="replace an existing movie")
+    movie.add_argument("--quiet", action="store_true", help="no progress bar")
+
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
     viz.add_argument("scenario", type=Path, nargs="?", help="scenario (default: baseline)")
     viz.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     viz.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+
+    from tme_abm.benchmark.command import add_arguments as add_bench_arguments  # cheap import
+
+    bench = sub.add_parser("bench", help="performance benchmarks: print a table, write JSON")
+    add_bench_arguments(bench)
     return parser
 
 
@@ -197,6 +233,113 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from tme_abm.scenario import ScenarioError
+
+    folder = args.sweep_dir
+    if not folder.is_dir():
+        return _fail(f"{folder}: no such sweep folder")
+    out = args.out if args.out is not None else folder / "sensitivity"
+    if out.exists() and not out.is_dir():
+        return _fail(f"{out} is not a folder; --out needs a folder")
+    targets = [out / "sobol.csv", out / "sobol.png"]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.force:
+        return _fail(f"{' and '.join(existing)} already exist(s); use --force to replace")
+    from tme_abm.batch.sensitivity import (
+        SensitivityError,
+        format_table,
+        plot_sobol,
+        sobol_indices,
+    )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            df = sobol_indices(folder, args.outputs)
+        except ScenarioError as exc:
+            return _fail(exc.format())
+        except (FileNotFoundError, SensitivityError) as exc:
+            return _fail(str(exc))
+        finally:
+            for w in caught:
+                print(f"tme-abm: warning: {w.message}", file=sys.stderr)
+    if df.empty:
+        return _fail("no output varies across the design (see the warnings); nothing to write")
+    csv_path, png_path = targets
+    tmp = csv_path.with_name(".sobol.csv.tmp")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(tmp, index=False)
+        plot_sobol(df, png_path)
+        os.replace(tmp, csv_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        return _fail(f"cannot write into {out}: {exc}")
+    print(format_table(df))
+    print(f"wrote {csv_path} and {png_path}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if not path.exists():
+        return _fail(f"{path}: no such run file or sweep folder")
+    is_sweep = path.is_dir()
+    if is_sweep and not (path / "summary.csv").is_file():
+        return _fail(f"{path} is a folder without summary.csv, so not a sweep folder")
+    if is_sweep and args.days is not None:
+        return _fail("--days applies to run files, not to a sweep folder")
+    # matplotlib loads only here, once the input is known to exist
+    from tme_abm.io import RunFileError
+    from tme_abm.viz.plots import PlotError, plot_run, plot_sweep, run_stem
+
+    def note(text: str) -> None:
+        print(f"tme-abm: note: {text}", file=sys.stderr)
+
+    if is_sweep:
+        out = args.out if args.out is not None else path / "plots"
+    else:
+        out = args.out if args.out is not None else path.with_name(f"{run_stem(path)}_plots")
+    if out.exists() and not out.is_dir():
+        return _fail(f"{out} is not a folder; --out needs a folder")
+    try:
+        if is_sweep:
+            written = plot_sweep(path, out, overwrite=args.force, log=note)
+        else:
+            written = plot_run(path, out, args.days, overwrite=args.force, log=note)
+    except (RunFileError, PlotError, FileExistsError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc}")
+    print(f"wrote {len(written)} figures to {out}:")
+    for p in written:
+        print(f"  {p}")
+    return 0
+
+
+def _cmd_movie(args: argparse.Namespace) -> int:
+    run: Path = args.run
+    if not run.is_file():
+        return _fail(f"{run}: no such run file")
+    from tme_abm.io import RunFileError
+    from tme_abm.viz.plots import PlotError, run_stem, write_movie
+
+    out = args.out if args.out is not None else run.with_name(f"{run_stem(run)}.mp4")
+    try:
+        written = write_movie(run, out, field=args.field, fps=args.fps,
+                              progress=False if args.quiet else None, overwrite=args.force)
+    except (RunFileError, PlotError, FileExistsError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc}")
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _cmd_viz(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -224,6 +367,12 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tme_abm.benchmark.command import main as bench_main
+
+    return bench_main(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tme-abm`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -232,7 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "inspect": _cmd_inspect,
         "viz": _cmd_viz,
+        "plot": _cmd_plot,
+        "movie": _cmd_movie,
         "sweep": _cmd_sweep,
+        "sensitivity": _cmd_sensitivity,
+        "bench": _cmd_bench,
     }
     try:
         return handlers[args.command](args)

@@ -8,16 +8,50 @@ margins (matplotlib's constrained layout added ~0.25 s per redraw), draw at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Patch
 
-from tme_abm.model import TMEModel
+if TYPE_CHECKING:  # the model (Mesa, numba) loads only where it runs
+    from tme_abm.model import TMEModel
 
 COLOUR_BY = ("cell type", "STAT3")
 DPI = 80
 MAX_POINTS = 400
+#: Colour of empty sites (cell-type code -1).
+EMPTY_COLOUR = "#ffffff"
+
+
+def cell_type_cmap(colours: Sequence[str]) -> ListedColormap:
+    """Colour map for ``cell_type + 1``: empty sites white, then one colour per type.
+
+    Draw with ``imshow(cell_type + 1, cmap=cmap, vmin=0, vmax=len(colours),
+    interpolation="nearest")`` (see :func:`draw_cell_types`).
+    """
+    return ListedColormap([EMPTY_COLOUR, *colours])
+
+
+def draw_cell_types(ax: Axes, types: np.ndarray, colours: Sequence[str],
+                    extent: Sequence[float]) -> AxesImage:
+    """Draw a 2D cell-type lattice (codes, -1 empty) on ``ax`` in the types' colours."""
+    return ax.imshow(np.asarray(types, dtype=np.int16) + 1, origin="lower", extent=extent,
+                     cmap=cell_type_cmap(colours), vmin=0, vmax=len(colours),
+                     interpolation="nearest")
+
+
+def cell_type_handles(colours: Sequence[str], labels: Sequence[str],
+                      counts: Sequence[int] | None = None) -> list[Patch]:
+    """Legend patches, one per cell type, with the count in brackets when given."""
+    if counts is None:
+        return [Patch(color=c, label=str(lab)) for c, lab in zip(colours, labels, strict=True)]
+    return [Patch(color=c, label=f"{lab} ({n})")
+            for c, lab, n in zip(colours, labels, counts, strict=True)]
 
 
 def _extent_mm(model: TMEModel) -> list[float]:
@@ -66,14 +100,8 @@ def lattice_figure(
         ax.set_title("STAT3 per cell")
     else:
         colours = [ct.colour for ct in sc.cell_types.values()]
-        cmap = ListedColormap(["#ffffff", *colours])
-        ax.imshow(types + 1, origin="lower", extent=extent, cmap=cmap, vmin=0,
-                  vmax=len(colours), interpolation="nearest")
-        counts = model.engine.counts()
-        handles = [
-            Patch(color=col, label=f"{name} ({n})")
-            for col, name, n in zip(colours, sc.cell_types, counts, strict=True)
-        ]
+        draw_cell_types(ax, types, colours, extent)
+        handles = cell_type_handles(colours, list(sc.cell_types), model.engine.counts())
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   fontsize=8, frameon=False)
         ax.set_title("cells by type")
