@@ -3,8 +3,9 @@
 Live cells occupy rows ``0..n-1`` of every column.  ``site_cell[site]`` is the
 row of the cell on that site or -1, so the lattice never holds two cells on
 one site.  During a tick a cell that dies gets ``site = -1`` and its site is
-freed at once; :meth:`CellTable.compact` then removes dead rows, keeping the
-order of the survivors, and rebuilds ``site_cell``.  Ids are never reused.
+freed at once; :meth:`CellTable.compact` then fills the dead rows with the
+last live rows and points ``site_cell`` at their new rows.  Ids are never
+reused.
 """
 
 from __future__ import annotations
@@ -88,7 +89,12 @@ class CellTable:
         return rows
 
     def compact(self) -> None:
-        """Drop dead rows (``site < 0``), keeping survivors in order."""
+        """Drop dead rows (``site < 0``): the last live rows move into the holes.
+
+        Only as many rows move as there are holes below the new ``n``, so a
+        tick with few deaths and divisions costs one scan of ``site``.  Row
+        order is not kept (nothing depends on it; ids identify cells).
+        """
         self.n = _compact(
             self.n, self.id, self.type, self.site, self.stat3, self.socs3, self.kills,
             self.flags, self.behaviours, self.site_cell,
@@ -105,20 +111,25 @@ class CellTable:
 
 @numba.njit(cache=True)
 def _compact(n, ids, types, sites, stat3, socs3, kills, flags, behaviours, site_cell):
-    w = 0
-    for i in range(n):
-        s = sites[i]
-        if s < 0:
+    count = 0
+    for r in range(n):
+        if sites[r] >= 0:
+            count += 1
+    src = count  # live rows at or beyond `count` fill the holes below it
+    for w in range(count):
+        if sites[w] >= 0:
             continue
-        if w != i:
-            ids[w] = ids[i]
-            types[w] = types[i]
-            sites[w] = s
-            stat3[w] = stat3[i]
-            socs3[w] = socs3[i]
-            kills[w] = kills[i]
-            flags[w] = flags[i]
-            behaviours[w, :] = behaviours[i, :]
-        site_cell[s] = w
-        w += 1
-    return w
+        while sites[src] < 0:
+            src += 1
+        ids[w] = ids[src]
+        types[w] = types[src]
+        sites[w] = sites[src]
+        stat3[w] = stat3[src]
+        socs3[w] = socs3[src]
+        kills[w] = kills[src]
+        flags[w] = flags[src]
+        behaviours[w, :] = behaviours[src, :]
+        site_cell[sites[w]] = w
+        sites[src] = -1
+        src += 1
+    return count

@@ -282,8 +282,8 @@ class Engine:
         nf = p.n_fields
         if c.n > 0 and nf > 0:
             sec0, upt0 = secretion_column(nf), uptake_column(nf)
-            secretion = np.ascontiguousarray(c.behaviours[: c.n, sec0 : sec0 + nf])
-            uptake = np.ascontiguousarray(c.behaviours[: c.n, upt0 : upt0 + nf])
+            secretion = c.behaviours[: c.n, sec0 : sec0 + nf]
+            uptake = c.behaviours[: c.n, upt0 : upt0 + nf]
             with threads_for(c.n, "cells"):
                 apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
         if nf > 0:

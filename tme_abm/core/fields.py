@@ -370,7 +370,8 @@ def apply_sources(
         int32/int64 ``(n,)`` flat site indices ``(z * ny + y) * nx + x``, all
         distinct (one cell per site; not checked).
     secretion
-        float32 ``(n, nf)`` secretion rate ``S``, ng/mL per min.
+        float32 ``(n, nf)`` secretion rate ``S``, ng/mL per min (may be a
+        strided view).
     uptake_per_min
         float32 ``(n, nf)`` uptake rate ``u`` >= 0, 1/min.
     dt_min
@@ -379,8 +380,10 @@ def apply_sources(
     nz, ny, nx, nf = _check_conc(conc)
     sites = _check_sites(sites, nz * ny * nx)
     n = sites.shape[0]
-    secretion = np.ascontiguousarray(secretion, dtype=np.float32)
-    uptake = np.ascontiguousarray(uptake_per_min, dtype=np.float32)
+    # strided float32 views (columns of the behaviour matrix) are used as they
+    # are: copying them cost more than the kernel on large runs
+    secretion = np.asarray(secretion, dtype=np.float32)
+    uptake = np.asarray(uptake_per_min, dtype=np.float32)
     if secretion.shape != (n, nf) or uptake.shape != (n, nf):
         raise ValueError(f"secretion and uptake_per_min must have shape ({n}, {nf})")
     if n == 0:
