@@ -42,6 +42,12 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     with contextlib.redirect_stdout(buf):
         code = main(["bench", "--quick", "--out", str(out)])
     assert code == 0
+    png = out.with_suffix(".png")  # the cost-against-cells picture beside the JSON
+    from matplotlib.image import imread
+
+    picture = imread(png)
+    assert picture.shape[0] > 100 and picture.shape[1] > 100 and picture.std() > 0
+    assert f"wrote {png}" in buf.getvalue()
     return json.loads(out.read_text(encoding="utf-8")), buf.getvalue()
 
 

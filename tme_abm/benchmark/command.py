@@ -64,4 +64,8 @@ def main(args: argparse.Namespace) -> int:
     print(format_report(report, figures))
     path = write_json(out, report)
     print(f"\nwrote {path}")
+    if report["raw"].get("ticks"):
+        from tme_abm.benchmark.plot import plot_scaling
+
+        print(f"wrote {plot_scaling(report, out.with_suffix('.png'))}")
     return 0
