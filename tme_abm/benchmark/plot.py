@@ -31,22 +31,23 @@ def plot_scaling(report: dict[str, Any], path: str | Path) -> Path:
     ticks = report["raw"]["ticks"]
     fig = Figure(figsize=(6.4, 4.4), dpi=100)
     ax = fig.add_subplot()
-    threads = sorted({int(t) for entry in ticks for t in entry["by_threads"]})
+    # thread counts are int keys in the report in memory, str keys once read from JSON
+    by = [{int(k): v for k, v in e["by_threads"].items()} for e in ticks]
+    threads = sorted({t for b in by for t in b})
     all_cells = []
     for th in threads:
-        pts = sorted(
-            (e["by_threads"][str(th)]["mean_cells"], e["by_threads"][str(th)]["seconds_per_tick"])
-            for e in ticks if str(th) in e["by_threads"]
-        )
+        pts = sorted((b[th]["mean_cells"], b[th]["seconds_per_tick"]) for b in by if th in b)
         if not pts:
             continue
         cells, sec = np.array(pts, dtype=np.float64).T
         all_cells += list(cells)
         ax.loglog(cells, sec * 1e3, "o-", label=f"tme_abm, {th} thread{'s' if th > 1 else ''}")
+    if not all_cells:
+        raise ValueError("the report has no whole-tick measurements to plot")
     if all_cells:
         lo, hi = min(all_cells), max(all_cells)
         ref = np.array([lo, hi])
-        first = ticks[0]["by_threads"][str(threads[0])]
+        first = by[0][threads[0]]
         ax.loglog(ref, first["seconds_per_tick"] * 1e3 * ref / first["mean_cells"], ":",
                   color="grey", label="linear in cells")
         ax.axhline(100.0, color="tab:red", lw=0.8, ls="--", label="target at 1e6 cells: 10 ticks/s")
