@@ -55,6 +55,7 @@ import numpy as np
 from scipy import stats
 
 from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
+from tme_abm.analysis.replicates import mean_ci as replicate_mean_ci
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_PER_DAY = 1440.0
@@ -75,16 +76,10 @@ def mean_ci(x: Iterable[float], level: float = LEVEL) -> tuple[float, float, flo
     """Mean and two-sided t confidence interval of the mean of one sample.
 
     Returns ``(mean, lo, hi)``; the interval is NaN with fewer than 2 values and
-    collapses to the mean when all values are equal.
+    collapses to the mean when all values are equal (see
+    :func:`tme_abm.analysis.replicates.mean_ci`).
     """
-    a = _clean(x)
-    if a.size == 0:
-        return math.nan, math.nan, math.nan
-    m = float(a.mean())
-    if a.size < 2:
-        return m, math.nan, math.nan
-    se = float(a.std(ddof=1)) / math.sqrt(a.size)
-    half = float(stats.t.ppf(0.5 + level / 2, a.size - 1)) * se
+    m, half, _ = replicate_mean_ci(_clean(x), level)
     return m, m - half, m + half
 
 

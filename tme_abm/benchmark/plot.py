@@ -44,15 +44,14 @@ def plot_scaling(report: dict[str, Any], path: str | Path) -> Path:
         ax.loglog(cells, sec * 1e3, "o-", label=f"tme_abm, {th} thread{'s' if th > 1 else ''}")
     if not all_cells:
         raise ValueError("the report has no whole-tick measurements to plot")
-    if all_cells:
-        lo, hi = min(all_cells), max(all_cells)
-        ref = np.array([lo, hi])
-        first = by[0][threads[0]]
-        ax.loglog(ref, first["seconds_per_tick"] * 1e3 * ref / first["mean_cells"], ":",
-                  color="grey", label="linear in cells")
-        ax.axhline(100.0, color="tab:red", lw=0.8, ls="--", label="target at 1e6 cells: 10 ticks/s")
-        ax.loglog([1e6], [HAL_S_PER_TICK_1E6 * 1e3], "s", color="black",
-                  label="HAL, 1e6 agents (issue 6)")
+    lo, hi = min(all_cells), max(all_cells)
+    ref = np.array([lo, hi])
+    first = by[0][threads[0]]
+    ax.loglog(ref, first["seconds_per_tick"] * 1e3 * ref / first["mean_cells"], ":",
+              color="grey", label="linear in cells")
+    ax.axhline(100.0, color="tab:red", lw=0.8, ls="--", label="target at 1e6 cells: 10 ticks/s")
+    ax.loglog([1e6], [HAL_S_PER_TICK_1E6 * 1e3], "s", color="black",
+              label="HAL, 1e6 agents (issue 6)")
     ax.set_xlabel("cells")
     ax.set_ylabel("ms per whole tick (12 fields, 44 rules)")
     ax.set_title("Cost of a baseline tick against the number of cells")

@@ -38,6 +38,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from tme_abm.analysis.replicates import mean_ci
 from tme_abm.io.reader import _open_run, read_snapshot, read_timeseries
 from tme_abm.io.writer import PARTIAL_SUFFIX
 from tme_abm.viz.figures import cell_type_handles, draw_cell_types
@@ -683,38 +684,6 @@ def _encode(f: Any, info: _RunInfo, field: str | None, out: Path, tmp: Path, kin
 
 
 # ---------------------------------------------------------------- sweeps
-
-
-def mean_ci(values: Sequence[float] | np.ndarray, level: float = _LEVEL) -> tuple[
-        float, float, int]:
-    """Mean and the half-width of its t confidence interval.
-
-    Parameters
-    ----------
-    values
-        Replicate values; NaN and infinite values are left out.
-    level
-        Confidence level (default 0.95).
-
-    Returns
-    -------
-    tuple
-        ``(mean, half_width, n)`` with ``half_width = t_{(1+level)/2, n-1} *
-        s / sqrt(n)`` (``s`` the sample standard deviation); NaN half-width
-        for ``n = 1``, NaN mean for ``n = 0``.
-    """
-    from scipy import stats
-
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n == 1:
-        return mean, math.nan, 1
-    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
 
 
 @dataclass(frozen=True)
