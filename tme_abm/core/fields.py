@@ -36,7 +36,9 @@ an ``O(k dt)`` splitting error (the effective boundary value is
 Speed: ``D``, ``dx`` and ``dt`` are the same on every line of a field and axis,
 so the Thomas forward-elimination factors are computed once per axis (line
 length) and field per call and shared by all lines; only the right-hand-side
-sweep runs per line.  Lines are independent and are the only unit of
+sweep runs per line.  Along y and z the forward-sweep values are stored in
+place as float32 (see :func:`_sweep`); along x, where a line fits in cache,
+they stay float64.  Lines are independent and are the only unit of
 parallelism, so results are bitwise identical whatever the numba thread count.
 
 Cell secretion and uptake are solved exactly per site over ``dt`` by
@@ -166,6 +168,12 @@ def _sweep(
     ``bnd[f]`` (``r * value`` for Dirichlet fields, else 0) is added to the
     right-hand side at each end of the line; results are multiplied by
     ``scale[f]`` when stored.
+
+    The forward-sweep values are stored in ``a`` itself as float32 (the
+    arithmetic is float64, carried from one line site to the next in a
+    float64 row): a float64 scratch of a whole block of lines does not fit
+    in cache on long lines, and in place the sweep moves a third less
+    memory (measured 1.4x faster at 1024^2 x 8 fields; tools/bench.py).
     """
     nouter, n, ninner = a.shape
     nblk = (ninner + block - 1) // block
@@ -174,38 +182,39 @@ def _sweep(
         j0 = (t % nblk) * block
         w = min(block, ninner - j0)
         ncol = w // nf
-        y = np.empty((n, w), dtype=np.float64)
-        # Forward sweep.
+        prev = np.empty(w, dtype=np.float64)
+        # Forward sweep: y_i = d_i inv_i + e_i y_{i-1}, stored in a.
         for q in range(ncol):
             for f in range(nf):
                 jj = q * nf + f
                 d = np.float64(a[o, 0, j0 + jj]) + bnd[f]
                 if n == 1:
                     d += bnd[f]
-                y[0, jj] = d * inv[0, f]
-        for i in range(1, n - 1):
+                v = d * inv[0, f]
+                prev[jj] = v
+                a[o, 0, j0 + jj] = np.float32(v)
+        for i in range(1, n):
+            last = i == n - 1
             for q in range(ncol):
                 for f in range(nf):
                     jj = q * nf + f
-                    y[i, jj] = np.float64(a[o, i, j0 + jj]) * inv[i, f] + e[i, f] * y[i - 1, jj]
-        if n > 1:
-            i = n - 1
-            for q in range(ncol):
-                for f in range(nf):
-                    jj = q * nf + f
-                    d = np.float64(a[o, i, j0 + jj]) + bnd[f]
-                    y[i, jj] = d * inv[i, f] + e[i, f] * y[i - 1, jj]
-        # Back substitution, storing as float32.
+                    d = np.float64(a[o, i, j0 + jj])
+                    if last:
+                        d += bnd[f]
+                    v = d * inv[i, f] + e[i, f] * prev[jj]
+                    prev[jj] = v
+                    a[o, i, j0 + jj] = np.float32(v)
+        # Back substitution x_i = y_i + e_i x_{i+1}; prev holds x_{n-1} = y_{n-1}.
         for q in range(ncol):
             for f in range(nf):
                 jj = q * nf + f
-                a[o, n - 1, j0 + jj] = np.float32(y[n - 1, jj] * scale[f])
+                a[o, n - 1, j0 + jj] = np.float32(prev[jj] * scale[f])
         for i in range(n - 2, -1, -1):
             for q in range(ncol):
                 for f in range(nf):
                     jj = q * nf + f
-                    v = y[i, jj] + e[i, f] * y[i + 1, jj]
-                    y[i, jj] = v
+                    v = np.float64(a[o, i, j0 + jj]) + e[i, f] * prev[jj]
+                    prev[jj] = v
                     a[o, i, j0 + jj] = np.float32(v * scale[f])
 
 
@@ -222,8 +231,9 @@ def _sweep_inner(
 
     The x sweep: each line ``a[row, :, :]`` holds all ``nf`` fields of one
     grid row, so the inner loop runs over the fields of one site (contiguous)
-    and a task solves ``rows_per_task`` lines with one scratch array.  Same
-    arithmetic, in the same order, as :func:`_sweep`.
+    and a task solves ``rows_per_task`` lines with one float64 scratch array
+    (one line fits in cache).  Same arithmetic, in the same order, as
+    :func:`_sweep`, without its float32 rounding of the forward sweep.
     """
     nrow, n, nf = a.shape
     ntask = (nrow + rows_per_task - 1) // rows_per_task
