@@ -7,8 +7,11 @@ from scipy import stats
 from tme_abm.core.random import (
     PURPOSE_DIVIDE,
     PURPOSE_MOVE,
+    cell_key,
+    purpose_stream,
     randint,
     stream_key,
+    tick_key,
     uniform,
     uniform_array,
 )
@@ -71,3 +74,38 @@ def test_uniform_matches_scalar_path():
     vals = uniform_array(4, 2, IDS[:10], PURPOSE_MOVE, 3)
     for i in range(10):
         assert vals[i] == _scalar_uniform(4, 2, i, PURPOSE_MOVE, 3)
+
+
+def _splitmix_reference(seed, tick, cell_id, purpose, k):
+    """The documented chain in plain Python integers (mod 2**64)."""
+    mask = (1 << 64) - 1
+    golden, m1, m2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * m1) & mask
+        z = ((z ^ (z >> 27)) * m2) & mask
+        return z ^ (z >> 31)
+
+    h = mix((seed + golden) & mask)
+    h = mix(h ^ ((tick * golden + 1) & mask))
+    h = mix(h ^ ((cell_id * m1 + 2) & mask))
+    h = mix(h ^ ((purpose * m2 + 3) & mask))
+    return (mix((h + (k + 1) * golden) & mask) >> 11) * 2.0**-53
+
+
+@numba.njit
+def _split_uniform(seed, tick, cell_id, purpose, k):
+    return uniform(purpose_stream(cell_key(tick_key(seed, tick), cell_id), purpose), k)
+
+
+def test_streams_match_the_documented_splitmix_chain():
+    # the kernels compute the shared rounds once per tick and per cell; both
+    # paths must give the numbers of the plain four-round chain
+    for seed, tick, cell_id, purpose, k in [
+        (0, 0, 0, PURPOSE_MOVE, 0),
+        (7, 123, 2**40 + 5, PURPOSE_DIVIDE, 3),
+        (2**31 - 1, 10**6, 99, PURPOSE_MOVE, 1),
+    ]:
+        expected = _splitmix_reference(seed, tick, cell_id, purpose, k)
+        assert _scalar_uniform(seed, tick, cell_id, purpose, k) == expected
+        assert _split_uniform(seed, tick, cell_id, purpose, k) == expected

@@ -39,7 +39,7 @@ import math
 import numba
 import numpy as np
 
-from tme_abm.core.lattice import neighbour_sites
+from tme_abm.core.lattice import flat_offsets, neighbours_at, site_coords
 from tme_abm.core.random import (
     PURPOSE_DEATH,
     PURPOSE_DIVIDE,
@@ -48,8 +48,11 @@ from tme_abm.core.random import (
     PURPOSE_RECRUIT,
     PURPOSE_TRANSFORM,
     PURPOSE_VESSEL,
+    cell_key,
+    purpose_stream,
     randint,
     stream_key,
+    tick_key,
     uniform,
 )
 from tme_abm.core.rules import (
@@ -76,8 +79,8 @@ EV_RECRUIT = 5
 
 
 @numba.njit(inline="always", cache=True)
-def _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free):
-    m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+def _free_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free):
+    m = neighbours_at(s, z, y, x, nz, ny, nx, offsets, steps, nbuf)
     k = 0
     for q in range(m):
         if site_cell[nbuf[q]] < 0:
@@ -128,6 +131,13 @@ def act(
     for r in numba.prange(n0):
         sites[n0 + r] = -1
     acted = np.zeros(n0, dtype=np.uint8)
+    tk = tick_key(seed, tick)
+    steps = flat_offsets(offsets, ny, nx)
+    # per-thread scratch, allocated once (not once per line of every colour)
+    m_nb = offsets.shape[0]
+    nbufs = np.empty((max_threads, m_nb), dtype=np.int64)
+    frees = np.empty((max_threads, m_nb), dtype=np.int64)
+    sigs = np.empty((max_threads, n_signals), dtype=np.float64)
     local = np.zeros((max_threads, events.shape[0], nt), dtype=np.int64)
     for ci in range(colours.shape[0]):
         colour = colours[ci]
@@ -139,10 +149,11 @@ def act(
         for line in numba.prange(n_lines):
             z = cz + 3 * (line // n_y)
             y = cy + 3 * (line % n_y)
-            ev = local[numba.get_thread_id()]
-            nbuf = np.empty(offsets.shape[0], dtype=np.int64)
-            free = np.empty(offsets.shape[0], dtype=np.int64)
-            sig = np.empty(n_signals, dtype=np.float64)
+            th = numba.get_thread_id()
+            ev = local[th]
+            nbuf = nbufs[th]
+            free = frees[th]
+            sig = sigs[th]
             row = (z * ny + y) * nx
             for x in range(cx, nx, 3):
                 i = site_cell[row + x]
@@ -152,11 +163,11 @@ def act(
                 d = n0 + i  # the row of a daughter
                 s = sites[i]
                 t = types[i]
-                cid = ids[i]
+                ck = cell_key(tk, ids[i])  # shared rounds of this cell's streams
                 # 1. death
                 rate = beh[i, B_DEATH]
                 if rate > 0.0:
-                    u_death = uniform(stream_key(seed, tick, cid, PURPOSE_DEATH), 0)
+                    u_death = uniform(purpose_stream(ck, PURPOSE_DEATH), 0)
                     if u_death < -math.expm1(-rate * dt_min):
                         sites[i] = -1
                         site_cell[s] = -1
@@ -167,7 +178,7 @@ def act(
                 # 2. kill one neighbouring target
                 rate = beh[i, B_KILL]
                 if rate > 0.0 and (kill_capacity[t] == 0 or kills[i] < kill_capacity[t]):
-                    m = neighbour_sites(s, nz, ny, nx, offsets, nbuf)
+                    m = neighbours_at(s, z, y, x, nz, ny, nx, offsets, steps, nbuf)
                     n_targets = 0
                     for q in range(m):
                         j = site_cell[nbuf[q]]
@@ -175,7 +186,7 @@ def act(
                             free[n_targets] = j
                             n_targets += 1
                     if n_targets > 0:
-                        st = stream_key(seed, tick, cid, PURPOSE_KILL)
+                        st = purpose_stream(ck, PURPOSE_KILL)
                         j = free[randint(st, 0, n_targets)]
                         p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
                         if uniform(st, 1) < p:
@@ -191,9 +202,11 @@ def act(
                 # 3. divide into a free neighbour
                 rate = beh[i, B_DIVISION]
                 if rate > 0.0:
-                    st = stream_key(seed, tick, cid, PURPOSE_DIVIDE)
+                    st = purpose_stream(ck, PURPOSE_DIVIDE)
                     if uniform(st, 0) < -math.expm1(-rate * dt_min):
-                        k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                        k = _free_neighbours(
+                            s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
+                        )
                         if k > 0:
                             ds = free[randint(st, 1, k)]
                             types[d] = t
@@ -211,16 +224,16 @@ def act(
                     if u != t:
                         total += beh[i, tcol + u]
                 if total > 0.0:
-                    st = stream_key(seed, tick, cid, PURPOSE_TRANSFORM)
+                    st = purpose_stream(ck, PURPOSE_TRANSFORM)
                     if uniform(st, 0) < -math.expm1(-total * dt_min):
-                        x = uniform(st, 1) * total
+                        pick_rate = uniform(st, 1) * total
                         new_t = -1
                         for u in range(nt):
                             r_u = beh[i, tcol + u]
                             if u != t and r_u > 0.0:
                                 new_t = u
-                                x -= r_u
-                                if x < 0.0:
+                                pick_rate -= r_u
+                                if pick_rate < 0.0:
                                     break
                         types[i] = new_t
                         t = new_t
@@ -236,9 +249,11 @@ def act(
                 # 5. move
                 speed = beh[i, B_SPEED]
                 if speed > 0.0:
-                    st = stream_key(seed, tick, cid, PURPOSE_MOVE)
+                    st = purpose_stream(ck, PURPOSE_MOVE)
                     if uniform(st, 0) < speed * dt_min / mean_step_um:
-                        k = _free_neighbours(s, nz, ny, nx, offsets, site_cell, nbuf, free)
+                        k = _free_neighbours(
+                            s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
+                        )
                         if k > 0:
                             pick = -1
                             f = chemotaxis_field[t]
@@ -287,6 +302,7 @@ def recruit(
     base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
     nt = rate_per_min.shape[0]
     nv = vessel_sites.shape[0]
+    steps = flat_offsets(offsets, ny, nx)
     nbuf = np.empty(offsets.shape[0], dtype=np.int64)
     free = np.empty(offsets.shape[0], dtype=np.int64)
     sig = np.empty(n_signals, dtype=np.float64)
@@ -312,7 +328,10 @@ def recruit(
             if site_cell[vs] < 0:
                 target = vs
             else:
-                k = _free_neighbours(vs, nz, ny, nx, offsets, site_cell, nbuf, free)
+                vz, vy, vx = site_coords(vs, ny, nx)
+                k = _free_neighbours(
+                    vs, vz, vy, vx, nz, ny, nx, offsets, steps, site_cell, nbuf, free
+                )
                 if k == 0:
                     continue
                 target = free[randint(st, 1, k)]

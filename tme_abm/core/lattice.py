@@ -72,6 +72,42 @@ def neighbour_sites(
     return n
 
 
+@numba.njit(cache=True)
+def flat_offsets(offsets: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """Flat-index steps ``(dz * ny + dy) * nx + dx`` of the Moore offsets, in their order."""
+    out = np.empty(offsets.shape[0], dtype=np.int64)
+    for k in range(offsets.shape[0]):
+        out[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
+    return out
+
+
+@numba.njit(inline="always", cache=True)
+def neighbours_at(
+    site: int,
+    z: int,
+    y: int,
+    x: int,
+    nz: int,
+    ny: int,
+    nx: int,
+    offsets: np.ndarray,
+    steps: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    """:func:`neighbour_sites` for a caller that knows the site's coordinates.
+
+    Away from the faces every neighbour is in bounds and is ``site +
+    steps[k]`` (``steps`` from :func:`flat_offsets`): no coordinate
+    arithmetic, no bounds checks.  The order is the same as
+    :func:`neighbour_sites`'s, so results do not change.
+    """
+    if 0 < y < ny - 1 and 0 < x < nx - 1 and (nz == 1 or 0 < z < nz - 1):
+        for k in range(steps.shape[0]):
+            out[k] = site + steps[k]
+        return steps.shape[0]
+    return neighbour_sites(site, nz, ny, nx, offsets, out)
+
+
 def site_centres_um(n: int, site_um: float) -> np.ndarray:
     """Centres of ``n`` sites along one axis, in µm."""
     return (np.arange(n, dtype=np.float64) + 0.5) * site_um
