@@ -133,6 +133,14 @@ def act(
     acted = np.zeros(n0, dtype=np.uint8)
     tk = tick_key(seed, tick)
     steps = flat_offsets(offsets, ny, nx)
+    # types whose transform rates are zero whatever their signals (base and
+    # both saturations zero): their cells skip reading the transform columns
+    can_transform = np.zeros(nt, dtype=np.bool_)
+    for u in range(nt):
+        for v in range(nt):
+            b = tcol + v
+            if v != u and (base[u, b] > 0.0 or sat_up[u, b] > 0.0 or sat_down[u, b] > 0.0):
+                can_transform[u] = True
     # per-thread scratch, allocated once (not once per line of every colour)
     m_nb = offsets.shape[0]
     nbufs = np.empty((max_threads, m_nb), dtype=np.int64)
@@ -220,9 +228,10 @@ def act(
                             ev[EV_DIVISION, t] += 1
                 # 4. transform into another type
                 total = 0.0
-                for u in range(nt):
-                    if u != t:
-                        total += beh[i, tcol + u]
+                if can_transform[t]:
+                    for u in range(nt):
+                        if u != t:
+                            total += beh[i, tcol + u]
                 if total > 0.0:
                     st = purpose_stream(ck, PURPOSE_TRANSFORM)
                     if uniform(st, 0) < -math.expm1(-total * dt_min):
