@@ -114,15 +114,32 @@ def test_restart_from_checkpoint_is_bit_identical():
     assert np.array_equal(straight.conc, resumed.conc)
 
 
-def grow_from_one_cell(seed, shape=(121, 121), target=2500):
+def grow_from_one_cell(seed, shape=(121, 121), target=2500, division_rate_per_min=0.01):
     data = minimal(shape=shape, days=30)
-    data = with_type(data, "a", division_rate_per_min=0.01)
+    data = with_type(data, "a", division_rate_per_min=division_rate_per_min)
     data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 1.0}]
     e = engine(data, seed=seed)
     assert e.cells.n == 1
-    while e.cells.n < target:
+    # a bound on ticks, so that growth that stalls fails instead of hanging:
+    # at least one division per 10 expected doubling times
+    max_ticks = int(10 * np.log2(target) / (division_rate_per_min * 5.0)) + 100
+    for _ in range(max_ticks):
+        if e.cells.n >= target:
+            break
         e.step()
-    return coords(e)[:, 1:].astype(float), np.array(shape[-2:]) // 2
+    assert e.cells.n >= target, f"grew to {e.cells.n} of {target} cells in {max_ticks} ticks"
+    # (y, x) in 2D, (z, y, x) in 3D; the first cell sat on the centre site
+    return coords(e)[:, 3 - len(shape) :].astype(float), np.array(shape) // 2
+
+
+def unbiased(samples, expected, detectable):
+    """Each column of ``samples`` (one row per seed) has its mean within 4
+    standard errors of ``expected``, and 4 standard errors are below
+    ``detectable``, so that a bias of that size would show."""
+    samples = np.atleast_2d(np.asarray(samples).T).T
+    se = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
+    assert np.all(4 * se < detectable), "too few seeds to detect the bias"
+    assert np.all(np.abs(samples.mean(axis=0) - expected) < 4 * se)
 
 
 def test_tumour_grown_from_one_cell_has_no_preferred_direction():
@@ -146,17 +163,50 @@ def test_tumour_grown_from_one_cell_has_no_preferred_direction():
     offsets, m, quadrants = np.array(offsets), np.array(second_moments), np.array(quadrants)
     # Each statistic must sit within 4 standard errors of its unbiased value, and
     # the standard error must be small enough that the named bias would show.
-    def unbiased(samples, expected, detectable):
-        samples = np.atleast_2d(np.asarray(samples).T).T
-        se = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
-        assert np.all(4 * se < detectable), "too few seeds to detect the bias"
-        assert np.all(np.abs(samples.mean(axis=0) - expected) < 4 * se)
-
     unbiased(offsets, 0.0, 1.0)  # centre of mass stays put (a 1-site drift would show)
     # isotropic second moments: a row sweep or an ordered update stretches one axis
     unbiased((m[:, 0] - m[:, 1]) / (m[:, 0] + m[:, 1]), 0.0, 0.06)
     unbiased(m[:, 2] / (m[:, 0] + m[:, 1]), 0.0, 0.06)
     unbiased(quadrants, 0.25, 0.03)  # no quadrant favoured
+
+
+def test_tumour_grown_from_one_cell_in_3d_has_no_preferred_direction():
+    # Pool 256 tumours of 2000 cells, as in 2D.  One tumour's statistics scatter
+    # (standard deviations) by: centre of mass 0.8 sites, normalised second-moment
+    # differences 0.09, off-diagonal moments 0.05, octant fractions 0.04 (the
+    # first divisions decide a lot).  Over 256 seeds 4 standard errors are then
+    # about 0.2 sites, 0.023, 0.012 and 0.01: below a 1-site drift, a 0.06
+    # stretch along an axis or a diagonal, and a 0.015 shift of one octant's
+    # share of 1/8 (12 %, as for 2D's quadrants) -- octants need the most seeds.
+    # Cells divide 5 times faster than in 2D (probability 0.22 a tick): a tumour
+    # takes ~45 ticks, not ~185, with the same roundness and scatter, and more
+    # cells compete for free sites in each colour turn.
+    offsets, second_moments, octants = [], [], []
+    for seed in range(256):
+        zyx, centre = grow_from_one_cell(
+            seed, shape=(41, 41, 41), target=2000, division_rate_per_min=0.05
+        )
+        d = zyx - centre
+        # round: the farthest cell is within 2.2 radii of a ball of that volume (a
+        # Moore-lattice tumour tends to a cube, corners at 1.4 radii, with a rough
+        # surface: up to 1.93 in 768 seeds; a tumour that leaves sites empty, or
+        # that is much longer than wide, reaches farther)
+        assert np.sqrt((d**2).sum(axis=1)).max() < 2.2 * np.cbrt(3 * len(d) / (4 * np.pi))
+        offsets.append(d.mean(axis=0))
+        second_moments.append(d.T @ d / len(d))  # (z, y, x) x (z, y, x)
+        # octants of the cells off the three planes through the first cell (cells
+        # on a plane would otherwise all fall on its "<= 0" side)
+        off = d[np.all(d != 0, axis=1)]
+        octants.append(np.bincount((off > 0) @ [4, 2, 1], minlength=8) / len(off))
+    offsets, m, octants = np.array(offsets), np.array(second_moments), np.array(octants)
+    unbiased(offsets, 0.0, 1.0)  # centre of mass stays put (a 1-site drift would show)
+    # isotropic second moments, each pair of axes normalised as in 2D: zz - yy,
+    # yy - xx, xx - zz (a sweep or an ordered update stretches one axis) ...
+    a, b = [0, 1, 2], [1, 2, 0]
+    diag = m[:, a, a] + m[:, b, b]
+    unbiased((m[:, a, a] - m[:, b, b]) / diag, 0.0, 0.06)
+    unbiased(m[:, a, b] / diag, 0.0, 0.06)  # ... and zy, yx, xz (a diagonal)
+    unbiased(octants, 1 / 8, 0.015)  # no octant favoured
 
 
 def test_random_walk_has_no_drift():
@@ -179,6 +229,34 @@ def test_random_walk_has_no_drift():
     assert abs(var[0] / var[1] - 1) < 0.15
     # a free Moore walk has variance 0.75 sites^2 per step per axis; crowding (10%) lowers it
     assert 0.6 * 0.75 * n_steps < var.mean() < 1.05 * 0.75 * n_steps
+
+
+def test_random_walk_in_3d_has_no_drift():
+    data = minimal(shape=(96, 96, 96), days=1)
+    data = with_type(data, "a", migration_speed_um_per_min=100.0)  # moves every tick
+    # a ball of radius 30 sites: the faces are 18 sites (about 3 standard
+    # deviations of a walker's displacement per axis) beyond it
+    data["placement"] = [{"cell_type": "a", "region": "disc", "radius_um": 600.0, "fraction": 0.1}]
+    e = engine(data)
+    # One axis's variance has a relative standard error of sqrt(2 / n), 1.3 % for
+    # n = 11,000 walkers, and a ratio of two about 1.9 %: 10 % is over 5 of those.
+    assert e.cells.n > 10_000
+    start = coords(e).astype(float)
+    ids = e.cells.id[: e.cells.n].copy()
+    n_steps = 60
+    for _ in range(n_steps):
+        e.step()
+    assert np.array_equal(e.cells.id[: e.cells.n], ids)
+    d = coords(e) - start
+    se = d.std(axis=0) / np.sqrt(len(d))  # 0.06 sites: a 0.25-site drift would show
+    assert np.all(np.abs(d.mean(axis=0)) < 4 * se)
+    var = d.var(axis=0)
+    assert var.max() / var.min() - 1 < 0.1
+    # a free 3D Moore walk steps -1, 0, +1 along an axis with probabilities 9, 8, 9
+    # in 26: variance 18/26 sites^2 per step per axis; crowding (10 %) may lower it
+    # (measured: by under 2 %)
+    free = 18 / 26
+    assert 0.85 * free * n_steps < var.mean() < 1.05 * free * n_steps
 
 
 def test_migration_speed_is_honoured():
