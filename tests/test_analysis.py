@@ -415,7 +415,8 @@ def test_tiny_scenario_run_metrics_and_sweep_outputs(tmp_path):
     n_tumour = int((lat == 0).sum())
     assert n_tumour > 0 and np.isin(lat, cd8).any()
 
-    m = run_metrics(path, margin_um=60.0)
+    # a ~70-cell tumour (radius ~90 µm): a 40 µm margin leaves a core of ~20 sites
+    m = run_metrics(path, margin_um=40.0)
     for key in ("cd8_core_density", "cd8_margin_density", "tumour_cd8_contact_fraction",
                 "stat3_high_fraction_tumour", "stat3_high_fraction_cd8"):
         assert np.isfinite(m[key]), key
