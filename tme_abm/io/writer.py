@@ -29,11 +29,34 @@ snapshot may leave one extra row in the other datasets, which readers ignore.
 
 Surviving SIGKILL: HDF5 without SWMR has no journal, so the writer keeps the
 last flushed state valid by never moving or freeing anything that state refers
-to: lattice/field chunks hold one snapshot each and are written once (gzip +
-shuffle); datasets that grow by appending rows are chunked but uncompressed so
-their partly filled last chunk is updated in place; ``/time`` grows only after
-a flush of everything else; and the old checkpoint is freed only after a flush
-that no longer refers to it.
+to: every lattice/field chunk holds part of one snapshot and is written once
+(gzip + shuffle); datasets that grow by appending rows are chunked but
+uncompressed so their partly filled last chunk is updated in place; ``/time``
+grows only after a flush of everything else; and the old checkpoint is freed
+only after a flush that no longer refers to it.
+
+Chunks and compression were chosen by measurement: the figures are in
+``docs/run_file_layout.md`` and come from ``python -m
+tme_abm.benchmark.h5layout`` (real snapshots of ``large.toml`` at 1024^2 and
+``baseline_3d.toml`` at 128^3). Lattice and field chunks are
+``(1, *tile_shape(shape))``: tiles of at most :data:`CHUNK_SITES` sites (256
+KiB of float32), so a lattice of up to 64 Ki sites (200 x 200) keeps one
+chunk per snapshot, and larger ones are cut by halving (1200^2: 150 x 300;
+200^3: 25 x 50 x 50). Against whole-snapshot chunks the tiles stored -0.2 to
++0.6 % bytes, wrote as fast, read a whole snapshot as fast (3D: +9 %), and
+read a 64 x 64 window over all snapshots 5-13x, a single site's series
+13-26x and a 3D z plane 3.4x faster; every chunk fits HDF5's default 1 MiB
+chunk cache. gzip level 1 with shuffle (the scenario default) stored only
+0.6-2 % more than levels 4 and 6, which took 16-52 % longer to write;
+without shuffle the grids took 30-36 % more bytes; lzf (h5py only, so not
+offered) wrote twice as fast for 9-10 % more bytes. Checkpoint arrays are
+chunked by the same rule with one field (or behaviour) per chunk
+(:func:`checkpoint_chunks`): 9-13 % fewer bytes than h5py's automatic
+chunks. Replacing the checkpoint at every snapshot does not make the file
+grow per snapshot (HDF5 reuses the freed old checkpoint's space; measured
+growth per snapshot = the snapshot's own bytes), but a closed file keeps one
+to one and a half checkpoints' worth of unused space (the last replaced
+checkpoint) whatever the run's length.
 
 This module imports only numpy and h5py.
 """
@@ -44,7 +67,7 @@ import importlib.metadata
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +81,14 @@ __all__ = [
     "CELL_DIM",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "CHUNK_SITES",
     "TICK_DIM",
     "RunExistsError",
     "RunLayout",
     "RunWriter",
+    "checkpoint_chunks",
     "partial_path_for",
+    "tile_shape",
 ]
 
 FORMAT_NAME = "tme-abm-run"
@@ -82,6 +108,15 @@ _SPATIAL_DIMS = ("z", "y", "x")
 _RESERVED_GROUP_NAMES = frozenset({"time", "x", "y", "z"})
 _RESERVED_CELL_NAMES = frozenset({"time", CELL_DIM, "row_size"})
 _RESERVED_SERIES_NAMES = frozenset({"time", TICK_DIM})
+#: Most sites (array elements) in one lattice, field or checkpoint chunk: 64 Ki,
+#: i.e. 256 KiB of float32 and 64 KiB of the int8 lattice. Chosen by measurement
+#: (docs/run_file_layout.md): 256 KiB tiles cost at most 0.6 % more bytes than
+#: whole-snapshot chunks (64 KiB tiles: 3 %) and read windows and single sites
+#: 5-26x faster.
+CHUNK_SITES = 65536
+#: A checkpoint array whose last axis is at most this long (fields, behaviours)
+#: is chunked one index of that axis at a time: like values compress together.
+_CHANNEL_AXIS_MAX = 64
 _COLUMN_CHUNK = 16384  # rows; uncompressed, so kept modest (128 KiB for int64)
 _SERIES_CHUNK = 1024
 _TIME_CHUNK = 256
@@ -94,9 +129,85 @@ _CHECKPOINT_OLD = "_checkpoint_old"
 # flush, so a writer killed then leaves the last flushed index pointing at
 # overwritten bytes (measured: 7 of 40 SIGKILLs corrupted completed
 # snapshots). Uncompressed chunks are updated in place and never move.
-# Lattice and field chunks hold exactly one snapshot, are written once, and
-# are compressed.
+# Lattice and field chunks hold (a tile of) exactly one snapshot, are written
+# once, and are compressed.
 _APPENDED: dict[str, Any] = {}
+
+
+def tile_shape(shape: Sequence[int], max_sites: int = CHUNK_SITES) -> tuple[int, ...]:
+    """Chunk (tile) shape for an array: halve the longest edge until small enough.
+
+    Starting from the whole array, the longest tile edge (the first such axis
+    on ties) is halved, rounding up, until a tile holds at most ``max_sites``
+    elements. Arrays of at most ``max_sites`` elements stay whole. Halving
+    keeps tiles near cubes, and tiles divide the usual lattice sides (200,
+    1024, 1200, 128) exactly: a partly filled edge tile cost 15 % more time
+    to read a whole snapshot in a measurement.
+
+    Parameters
+    ----------
+    shape
+        Array shape, e.g. a lattice ``(ny, nx)`` or ``(nz, ny, nx)``.
+    max_sites
+        Most elements in one tile (:data:`CHUNK_SITES` by default).
+
+    Returns
+    -------
+    tuple of int
+        Tile shape, each edge between 1 and the array's edge.
+
+    Raises
+    ------
+    ValueError
+        If an edge or ``max_sites`` is not positive.
+
+    Examples
+    --------
+    >>> tile_shape((200, 200)), tile_shape((1200, 1200)), tile_shape((200, 200, 200))
+    ((200, 200), (150, 300), (25, 50, 50))
+    """
+    full = tuple(int(n) for n in shape)
+    if any(n <= 0 for n in full) or int(max_sites) <= 0:
+        raise ValueError(f"tile_shape needs positive sizes, got {full} and {max_sites}")
+    parts = [1] * len(full)
+    tile = list(full)
+    while math.prod(tile) > max_sites:
+        axis = max(range(len(tile)), key=tile.__getitem__)
+        parts[axis] *= 2
+        tile[axis] = -(-full[axis] // parts[axis])
+    return tuple(tile)
+
+
+def checkpoint_chunks(shape: Sequence[int], max_sites: int = CHUNK_SITES) -> tuple[int, ...]:
+    """Chunk shape of a compressed checkpoint array.
+
+    An array whose last axis is short (at most 64: the field axis of the
+    concentrations, the behaviour axis of the behaviour cache) gets one index
+    of that axis per chunk, since one field's or behaviour's values compress
+    far better together than interleaved; the other axes are tiled by
+    :func:`tile_shape`. Other arrays are tiled as a whole.
+
+    Parameters
+    ----------
+    shape
+        Array shape (at least one axis, all positive).
+    max_sites
+        Most elements in one chunk.
+
+    Returns
+    -------
+    tuple of int
+        Chunk shape.
+
+    Examples
+    --------
+    >>> checkpoint_chunks((1, 1200, 1200, 12)), checkpoint_chunks((950000, 40))
+    ((1, 150, 300, 1), (59375, 1))
+    """
+    full = tuple(int(n) for n in shape)
+    if len(full) >= 2 and full[-1] <= _CHANNEL_AXIS_MAX:
+        return (*tile_shape(full[:-1], max_sites), 1)
+    return tile_shape(full, max_sites)
 
 
 def partial_path_for(path: str | Path) -> Path:
@@ -299,6 +410,10 @@ class RunWriter:
     compression_level
         gzip level (0-9) used, with shuffle, on lattice, field and checkpoint
         datasets (appended 1D datasets are uncompressed; see module notes).
+    chunk_sites
+        Most sites in one lattice, field or checkpoint chunk (see
+        :func:`tile_shape`); the default :data:`CHUNK_SITES` was chosen by
+        measurement, smaller values exist for tests and benchmarks.
 
     Raises
     ------
@@ -320,11 +435,15 @@ class RunWriter:
         *,
         force: bool = False,
         compression_level: int = 1,
+        chunk_sites: int = CHUNK_SITES,
     ) -> None:
         if not isinstance(layout, RunLayout):
             raise TypeError(f"layout must be a RunLayout, got {type(layout).__name__}")
         if not 0 <= int(compression_level) <= 9:
             raise ValueError(f"compression_level must be 0..9, got {compression_level}")
+        if int(chunk_sites) < 1:
+            raise ValueError(f"chunk_sites must be positive, got {chunk_sites}")
+        self._chunk_sites = int(chunk_sites)
         self._layout = layout
         self._final = Path(path)
         self._partial = partial_path_for(self._final)
@@ -438,7 +557,7 @@ class RunWriter:
             shape=(0, *shape),
             maxshape=(None, *shape),
             dtype=dtype,
-            chunks=(1, *shape),
+            chunks=(1, *tile_shape(shape, self._chunk_sites)),
             fillvalue=np.nan if np.dtype(dtype).kind == "f" else None,
             **self._gzip,
         )
@@ -712,6 +831,9 @@ class RunWriter:
 
         The new checkpoint is written to a temporary group first and swapped in
         only when complete, so a writer killed here keeps the previous one.
+        Non-empty numeric arrays are gzip-compressed (with shuffle) in chunks
+        from :func:`checkpoint_chunks`; the old checkpoint's space is reused
+        by what is written next (see the module notes).
 
         Parameters
         ----------
@@ -754,7 +876,7 @@ class RunWriter:
             elif arr.dtype.kind not in "iuf":
                 raise ValueError(f"checkpoint array {name!r}: unsupported dtype {arr.dtype}")
             if arr.size > 0 and arr.ndim > 0 and stored_as != "str":
-                kwargs.update(self._gzip)
+                kwargs.update(self._gzip, chunks=checkpoint_chunks(arr.shape, self._chunk_sites))
             ds = grp.create_dataset(name, data=arr, **kwargs)
             if stored_as:
                 ds.attrs["tme_abm_dtype"] = stored_as
