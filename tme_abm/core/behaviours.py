@@ -51,7 +51,6 @@ from tme_abm.core.random import (
     cell_key,
     purpose_stream,
     randint,
-    stream_key,
     tick_key,
     uniform,
 )
@@ -141,12 +140,14 @@ def act(
             b = tcol + v
             if v != u and (base[u, b] > 0.0 or sat_up[u, b] > 0.0 or sat_down[u, b] > 0.0):
                 can_transform[u] = True
-    # per-thread scratch, allocated once (not once per line of every colour)
-    m_nb = offsets.shape[0]
-    nbufs = np.empty((max_threads, m_nb), dtype=np.int64)
-    frees = np.empty((max_threads, m_nb), dtype=np.int64)
-    sigs = np.empty((max_threads, n_signals), dtype=np.float64)
-    local = np.zeros((max_threads, events.shape[0], nt), dtype=np.int64)
+    # per-thread scratch, allocated once (not once per line of every colour);
+    # rows padded by a 64-byte cache line so that two threads never write
+    # to one line (false sharing)
+    pad = 8
+    nbufs = np.empty((max_threads, offsets.shape[0] + pad), dtype=np.int64)
+    frees = np.empty((max_threads, offsets.shape[0] + pad), dtype=np.int64)
+    sigs = np.empty((max_threads, n_signals + pad), dtype=np.float64)
+    local = np.zeros((max_threads, events.shape[0], nt + pad), dtype=np.int64)
     for ci in range(colours.shape[0]):
         colour = colours[ci]
         cz = colour // 9
@@ -159,9 +160,9 @@ def act(
             y = cy + 3 * (line % n_y)
             th = numba.get_thread_id()
             ev = local[th]
-            nbuf = nbufs[th]
-            free = frees[th]
-            sig = sigs[th]
+            nbuf = nbufs[th, : offsets.shape[0]]
+            free = frees[th, : offsets.shape[0]]
+            sig = sigs[th, :n_signals]
             row = (z * ny + y) * nx
             for x in range(cx, nx, 3):
                 i = site_cell[row + x]
@@ -312,12 +313,13 @@ def recruit(
     nt = rate_per_min.shape[0]
     nv = vessel_sites.shape[0]
     steps = flat_offsets(offsets, ny, nx)
+    tk = tick_key(seed, tick)  # the rounds shared by every draw of this tick
     nbuf = np.empty(offsets.shape[0], dtype=np.int64)
     free = np.empty(offsets.shape[0], dtype=np.int64)
     sig = np.empty(n_signals, dtype=np.float64)
     keys = np.empty(nv, dtype=np.float64)
     for v in range(nv):
-        keys[v] = uniform(stream_key(seed, tick, v, PURPOSE_VESSEL), 0)
+        keys[v] = uniform(purpose_stream(cell_key(tk, v), PURPOSE_VESSEL), 0)
     vessel_order = np.argsort(keys, kind="mergesort")
     for q in range(nv):
         v = vessel_order[q]
@@ -331,7 +333,7 @@ def recruit(
                 level = basal_fraction[t] + (1.0 - basal_fraction[t]) * hill(
                     conc_flat[vs, signal_field[t]], half_max[t], hill_power[t]
                 )
-            st = stream_key(seed, tick, v * nt + t, PURPOSE_RECRUIT)
+            st = purpose_stream(cell_key(tk, v * nt + t), PURPOSE_RECRUIT)
             if uniform(st, 0) >= -math.expm1(-rate * level * dt_min):
                 continue
             if site_cell[vs] < 0:
