@@ -82,9 +82,10 @@ def _free_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, fr
     m = neighbours_at(s, z, y, x, nz, ny, nx, offsets, steps, nbuf)
     k = 0
     for q in range(m):
-        if site_cell[nbuf[q]] < 0:
-            free[k] = nbuf[q]
-            k += 1
+        # branch-free: write every neighbour, advance past the free ones
+        # (occupancy is unpredictable, so a branch here mispredicts often)
+        free[k] = nbuf[q]
+        k += site_cell[nbuf[q]] < 0
     return k
 
 
