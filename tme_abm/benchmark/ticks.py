@@ -321,8 +321,9 @@ def write_throughput(
         "raw_mb_per_snapshot": raw / 1e6,
         "raw_mb_per_s": raw / sec / 1e6,
         "samples_s": seconds,
-        "note": "file growth per snapshot; the checkpoint is rewritten in place, so the "
-        "growth counts the snapshot data plus any space HDF5 did not reuse",
+        "note": "file growth per snapshot; the checkpoint is replaced at every snapshot "
+        "(HDF5 reuses the old one's space), so the growth counts the snapshot data plus "
+        "any space HDF5 did not reuse",
     }
 
 
