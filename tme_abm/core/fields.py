@@ -173,7 +173,8 @@ def _sweep(
     arithmetic is float64, carried from one line site to the next in a
     float64 row): a float64 scratch of a whole block of lines does not fit
     in cache on long lines, and in place the sweep moves a third less
-    memory (measured 1.4x faster at 1024^2 x 8 fields; tools/bench.py).
+    memory (measured: the y sweep at 1024^2 x 8 fields, 2 threads, 11.2 ->
+    7.8 ms; at 1417^2 x 12 fields 37 -> 25 ms).
     """
     nouter, n, ninner = a.shape
     nblk = (ninner + block - 1) // block
