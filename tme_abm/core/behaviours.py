@@ -53,6 +53,7 @@ from tme_abm.core.random import (
     randint,
     tick_key,
     uniform,
+    uniform_array,
 )
 from tme_abm.core.rules import (
     B_CHEMOTAXIS,
@@ -318,9 +319,7 @@ def recruit(
     nbuf = np.empty(offsets.shape[0], dtype=np.int64)
     free = np.empty(offsets.shape[0], dtype=np.int64)
     sig = np.empty(n_signals, dtype=np.float64)
-    keys = np.empty(nv, dtype=np.float64)
-    for v in range(nv):
-        keys[v] = uniform(purpose_stream(cell_key(tk, v), PURPOSE_VESSEL), 0)
+    keys = uniform_array(seed, tick, np.arange(nv), PURPOSE_VESSEL, 0)
     vessel_order = np.argsort(keys, kind="mergesort")
     for q in range(nv):
         v = vessel_order[q]

@@ -115,6 +115,7 @@ def randint(stream: np.uint64, k: int, n: int) -> int:
 def uniform_array(seed: int, tick: int, ids: np.ndarray, purpose: int, k: int) -> np.ndarray:
     """Draw ``uniform(stream_key(seed, tick, ids[i], purpose), k)`` for every id."""
     out = np.empty(ids.shape[0], dtype=np.float64)
+    tk = tick_key(seed, tick)  # the rounds shared by every id
     for i in range(ids.shape[0]):
-        out[i] = uniform(stream_key(seed, tick, ids[i], purpose), k)
+        out[i] = uniform(purpose_stream(cell_key(tk, ids[i]), purpose), k)
     return out
