@@ -124,3 +124,70 @@ def test_compiled_scenario_rules_act_on_the_right_cells():
     crowd = 3 / 8
     expected = 0.001 * (1 - crowd**2 / (0.25 + crowd**2))
     np.testing.assert_allclose(c.behaviours[a_rows, B_DIVISION], expected, rtol=1e-5)
+
+
+def test_block_kernel_matches_cell_by_cell_evaluation_exactly():
+    """evaluate_rules (type-sorted blocks, SIMD loops) gives bit-for-bit the
+    values of evaluate_cell on every cell: mixed types, contact and plain
+    types, every Hill form (1, 2, 3, non-integer), zero and positive signals,
+    and more cells than one block."""
+    from tme_abm.core.rules import RULE_BLOCK, evaluate_rules
+
+    rng = np.random.default_rng(7)
+    nz, ny, nx, nf, nt = 1, 64, 64, 3, 3
+    n_sites = ny * nx
+    n = RULE_BLOCK * 2 + 333
+    n_signals = nf + 4 + nt
+    sites = rng.permutation(n_sites)[:n].astype(np.int32)
+    site_cell = np.full(n_sites, -1, dtype=np.int32)
+    site_cell[sites] = np.arange(n, dtype=np.int32)
+    cell_type = rng.integers(0, nt, n).astype(np.int32)
+    stat3 = rng.uniform(0, 1, n)
+    stat3[::5] = 0.0
+    socs3 = rng.uniform(0, 3, n)
+    kills = rng.integers(0, 4, n).astype(np.int32)
+    conc = rng.uniform(0, 2, (n_sites, nf)).astype(np.float32)
+    conc[rng.uniform(size=conc.shape) < 0.2] = 0.0
+    nb = 10
+    base = rng.uniform(0, 1, (nt, nb))
+    sat_up = base + rng.uniform(0, 1, (nt, nb))
+    sat_down = base * rng.uniform(0, 1, (nt, nb))
+    rules = []  # (type, behaviour, signal, up, half_max, hill)
+    for t in range(nt):
+        for _ in range(9):
+            sig_max = n_signals if t == 1 else nf + 4  # only type 1 reads contacts
+            signal = int(rng.integers(0, sig_max))
+            if t != 1 and signal == nf + 2:
+                signal = nf  # crowding needs a contact scan
+            hill = float(rng.choice([1.0, 2.0, 3.0, 1.26, 0.7]))
+            rules.append((t, int(rng.integers(0, nb)), signal, bool(rng.integers(0, 2)),
+                          float(rng.uniform(0.1, 2.0)), hill))
+    rules.sort(key=lambda r: (r[0], r[1]))
+    rule_offset = np.searchsorted([r[0] for r in rules], np.arange(nt + 1)).astype(np.int64)
+    table = (
+        base, sat_up, sat_down, rule_offset,
+        np.array([r[2] for r in rules], dtype=np.int64),
+        np.array([r[1] for r in rules], dtype=np.int64),
+        np.array([r[3] for r in rules], dtype=np.bool_),
+        np.array([r[4] for r in rules], dtype=np.float64),
+        np.array([r[5] for r in rules], dtype=np.float64),
+    )
+    need_contacts = np.array([False, True, False])
+    offsets = moore_offsets(2)
+    behaviours = np.full((n + 5, nb), -7.0, dtype=np.float32)
+    evaluate_rules(n, cell_type, sites, stat3, socs3, kills, site_cell, conc, nz, ny, nx,
+                   offsets, need_contacts, n_signals, *table, behaviours)
+
+    sig = np.empty(n_signals)
+    nbuf = np.empty(len(offsets), dtype=np.int64)
+    out = np.empty(nb)
+    expected = np.empty((n, nb), dtype=np.float32)
+    for i in range(n):
+        fill_signals(i, cell_type, sites, stat3, socs3, kills, site_cell, conc, nz, ny, nx,
+                     offsets, need_contacts[cell_type[i]], sig, nbuf)
+        evaluate_cell(cell_type[i], sig, *table, out)
+        expected[i] = out
+    assert np.array_equal(behaviours[:n], expected)
+    assert np.all(behaviours[n:] == -7.0)  # rows past n untouched
+    assert not np.array_equal(expected[cell_type == 0], np.broadcast_to(
+        base[0].astype(np.float32), expected[cell_type == 0].shape))  # rules did act
