@@ -65,17 +65,41 @@ def hill(c: float, half_max: float, hill_power: float) -> float:
     return x / (1.0 + x)
 
 
+#: Cells per block of :func:`update_stat3`.
+STAT3_BLOCK = 1024
+
+
 @numba.njit(inline="always", cache=True)
-def stat3_exact_step(
-    s: float, activation_per_min: float, deactivation_per_min: float, dt_min: float
-) -> float:
-    """Exact solution of ds/dt = a(1 - s) - k s after dt with a, k constant."""
-    total = activation_per_min + deactivation_per_min
-    if total <= 0.0:
-        return s
-    s_star = activation_per_min / total
-    s_new = s_star + (s - s_star) * math.exp(-total * dt_min)
-    return min(1.0, max(0.0, s_new))
+def _add_input(
+    drive: np.ndarray,
+    damping: np.ndarray,
+    conc_flat: np.ndarray,
+    cell_site: np.ndarray,
+    cells: np.ndarray,
+    m: int,
+    field: int,
+    weight: float,
+    half_max: float,
+    hill_power: float,
+    socs3_sensitive: bool,
+) -> None:
+    """``drive[j] += weight * H(c_j) * (damping[j] if socs3_sensitive)`` for
+    the cells ``cells[:m]``, with Hill coefficient 1 as a separate loop the
+    compiler vectorises (the same arithmetic as :func:`hill`)."""
+    if hill_power == 1.0:
+        for j in range(m):
+            c = conc_flat[cell_site[cells[j]], field]
+            x = c / half_max
+            h = 0.0 if c <= 0.0 else x / (1.0 + x)
+            if socs3_sensitive:
+                h *= damping[j]
+            drive[j] += weight * h
+    else:
+        for j in range(m):
+            h = hill(conc_flat[cell_site[cells[j]], field], half_max, hill_power)
+            if socs3_sensitive:
+                h *= damping[j]
+            drive[j] += weight * h
 
 
 @numba.njit(parallel=True, cache=True)
@@ -111,36 +135,90 @@ def update_stat3(
     ``activation_input`` is the ``stat3_activation`` behaviour column (length
     >= n).  Per-type parameters are indexed by cell type; inputs of type ``t``
     are ``input_offset[t]:input_offset[t + 1]``.
+
+    Each cell's result is that of the equations in the module docstring,
+    computed independently of every other cell (so it does not depend on
+    threads).  For speed, each block of :data:`STAT3_BLOCK` cells is sorted by
+    type and every step is a loop over the block's cells of one type, which
+    the compiler turns into SIMD code (all but ``exp``); at ~1e6 cells this
+    took 32 -> 26 ms on 1 thread (measured), with bit-identical results.
     """
     # one exp per type, not per cell (7 of the ~40 ns per cell, measured)
     socs3_keep = np.exp(-socs3_decay * dt_min)
-    for i in numba.prange(n):
-        t = cell_type[i]
-        s = stat3[i]
-        r = socs3[i]
-        if knockout[t] or (cell_flags[i] & FLAG_STAT3_KNOCKOUT):
-            s_new = 0.0
-        else:
-            site = cell_site[i]
-            drive = max(0.0, activation_input[i])
-            damping = 1.0 / (1.0 + r / socs3_half_max[t])
-            for k in range(input_offset[t], input_offset[t + 1]):
-                h = hill(conc_flat[site, input_field[k]], input_half_max[k], input_hill[k])
-                if input_socs3_sensitive[k]:
-                    h *= damping
-                drive += input_weight[k] * h
-            a = k_on[t] * drive
-            if inhibitor_field >= 0:
-                a *= 1.0 - inhibitor_max * hill(
-                    conc_flat[site, inhibitor_field], inhibitor_half_max, inhibitor_hill
-                )
-            s_new = stat3_exact_step(s, a, k_off[t], dt_min)
-        q = socs3_decay[t]
-        p = socs3_production[t]
-        if q > 0.0:
-            r_star = p * s_new / q
-            r_new = r_star + (r - r_star) * socs3_keep[t]
-        else:
-            r_new = r + p * s_new * dt_min
-        stat3[i] = s_new
-        socs3[i] = max(0.0, r_new)
+    n_types = k_on.shape[0]
+    n_blocks = (n + STAT3_BLOCK - 1) // STAT3_BLOCK
+    for blk in numba.prange(n_blocks):
+        lo = blk * STAT3_BLOCK
+        hi = min(n, lo + STAT3_BLOCK)
+        cells = np.empty(STAT3_BLOCK, dtype=np.int64)
+        rate = np.empty(STAT3_BLOCK)  # the drive, then the activation rate a
+        work = np.empty(STAT3_BLOCK)  # SOCS3 damping, then exp(-(a + k_off) dt)
+        s_new = np.empty(STAT3_BLOCK)
+        # counting sort of the block's cells by type
+        start = np.zeros(n_types + 1, dtype=np.int64)
+        for i in range(lo, hi):
+            start[cell_type[i] + 1] += 1
+        for t in range(n_types):
+            start[t + 1] += start[t]
+        fill = start[:n_types].copy()
+        for i in range(lo, hi):
+            t = cell_type[i]
+            cells[fill[t]] = i
+            fill[t] += 1
+        for t in range(n_types):
+            m = start[t + 1] - start[t]
+            if m == 0:
+                continue
+            these = cells[start[t] : start[t + 1]]
+            if knockout[t]:
+                for j in range(m):
+                    s_new[j] = 0.0
+            else:
+                k_half = socs3_half_max[t]
+                for j in range(m):
+                    i = these[j]
+                    rate[j] = max(0.0, activation_input[i])
+                    work[j] = 1.0 / (1.0 + socs3[i] / k_half)
+                for k in range(input_offset[t], input_offset[t + 1]):
+                    _add_input(
+                        rate, work, conc_flat, cell_site, these, m, input_field[k],
+                        input_weight[k], input_half_max[k], input_hill[k],
+                        input_socs3_sensitive[k],
+                    )
+                kon = k_on[t]
+                for j in range(m):
+                    rate[j] = kon * rate[j]
+                if inhibitor_field >= 0:
+                    for j in range(m):
+                        c = conc_flat[cell_site[these[j]], inhibitor_field]
+                        rate[j] *= 1.0 - inhibitor_max * hill(
+                            c, inhibitor_half_max, inhibitor_hill
+                        )
+                koff = k_off[t]
+                for j in range(m):  # the exact step; exp in a loop of its own
+                    work[j] = -(rate[j] + koff) * dt_min
+                for j in range(m):
+                    work[j] = math.exp(work[j])
+                for j in range(m):
+                    a = rate[j]
+                    total = a + koff
+                    s = stat3[these[j]]
+                    if total > 0.0:
+                        s_star = a / total
+                        s = min(1.0, max(0.0, s_star + (s - s_star) * work[j]))
+                    if cell_flags[these[j]] & FLAG_STAT3_KNOCKOUT:
+                        s = 0.0
+                    s_new[j] = s
+            q = socs3_decay[t]
+            p = socs3_production[t]
+            keep = socs3_keep[t]
+            for j in range(m):
+                i = these[j]
+                r = socs3[i]
+                if q > 0.0:
+                    r_star = p * s_new[j] / q
+                    r_new = r_star + (r - r_star) * keep
+                else:
+                    r_new = r + p * s_new[j] * dt_min
+                stat3[i] = s_new[j]
+                socs3[i] = max(0.0, r_new)
