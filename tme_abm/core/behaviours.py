@@ -295,6 +295,37 @@ def act(
     return 2 * n0, next_id
 
 
+@numba.njit(parallel=True, cache=True)
+def _recruit_hits(
+    seed, tick, dt_min, vessel_sites, rate_per_min, signal_field, half_max, hill_power,
+    basal_fraction, conc_flat,
+):
+    """``hit[v, t]``: does type ``t`` enter at vessel ``v`` this tick?
+
+    Each (vessel, type) draw has a stream of its own and reads only the
+    fields, which recruitment does not change, so the draws can all be made
+    first, in parallel, with the values the sequential pass would get.
+    """
+    nt = rate_per_min.shape[0]
+    nv = vessel_sites.shape[0]
+    tk = tick_key(seed, tick)  # the rounds shared by every draw of this tick
+    hit = np.zeros((nv, nt), dtype=np.bool_)
+    for v in numba.prange(nv):
+        vs = vessel_sites[v]
+        for t in range(nt):
+            rate = rate_per_min[t]
+            if rate <= 0.0:
+                continue
+            level = 1.0
+            if signal_field[t] >= 0:
+                level = basal_fraction[t] + (1.0 - basal_fraction[t]) * hill(
+                    conc_flat[vs, signal_field[t]], half_max[t], hill_power[t]
+                )
+            st = purpose_stream(cell_key(tk, v * nt + t), PURPOSE_RECRUIT)
+            hit[v, t] = uniform(st, 0) < -math.expm1(-rate * level * dt_min)
+    return hit
+
+
 @numba.njit(cache=True)
 def recruit(
     n, seed, tick, dt_min, next_id, vessel_sites, geom, state, rules, need_contacts, n_signals,
@@ -308,34 +339,42 @@ def recruit(
     ``level = basal + (1 - basal) * Hill(signal at the vessel)`` (``level = 1``
     without a signal field), on the vessel site if free or else a random
     free neighbour.  Arrays need room for ``n + len(vessel_sites) * n_types``.
+
+    The entry draws are made first, in parallel (:func:`_recruit_hits`); only
+    the vessels with an entry are then ordered and visited, in the order of
+    their keys among all vessels' (the same order as sorting every vessel).
     """
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
     base, sat_up, sat_down, r_off, r_sig, r_beh, r_up, r_half, r_hill = rules
     nt = rate_per_min.shape[0]
-    nv = vessel_sites.shape[0]
     steps = flat_offsets(offsets, ny, nx)
-    tk = tick_key(seed, tick)  # the rounds shared by every draw of this tick
+    tk = tick_key(seed, tick)
     nbuf = np.empty(offsets.shape[0], dtype=np.int64)
     free = np.empty(offsets.shape[0], dtype=np.int64)
     sig = np.empty(n_signals, dtype=np.float64)
-    keys = uniform_array(seed, tick, np.arange(nv), PURPOSE_VESSEL, 0)
-    vessel_order = np.argsort(keys, kind="mergesort")
-    for q in range(nv):
+    hit = _recruit_hits(
+        seed, tick, dt_min, vessel_sites, rate_per_min, signal_field, half_max, hill_power,
+        basal_fraction, conc_flat,
+    )
+    active = np.empty(vessel_sites.shape[0], dtype=np.int64)
+    n_active = 0
+    for v in range(vessel_sites.shape[0]):
+        for t in range(nt):
+            if hit[v, t]:
+                active[n_active] = v
+                n_active += 1
+                break
+    active = active[:n_active]
+    keys = uniform_array(seed, tick, active, PURPOSE_VESSEL, 0)
+    vessel_order = active[np.argsort(keys, kind="mergesort")]
+    for q in range(n_active):
         v = vessel_order[q]
         vs = vessel_sites[v]
         for t in range(nt):
-            rate = rate_per_min[t]
-            if rate <= 0.0:
+            if not hit[v, t]:
                 continue
-            level = 1.0
-            if signal_field[t] >= 0:
-                level = basal_fraction[t] + (1.0 - basal_fraction[t]) * hill(
-                    conc_flat[vs, signal_field[t]], half_max[t], hill_power[t]
-                )
             st = purpose_stream(cell_key(tk, v * nt + t), PURPOSE_RECRUIT)
-            if uniform(st, 0) >= -math.expm1(-rate * level * dt_min):
-                continue
             if site_cell[vs] < 0:
                 target = vs
             else:

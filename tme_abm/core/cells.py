@@ -58,14 +58,30 @@ class CellTable:
             beh[: self.n] = old_beh[: self.n]
         self.behaviours = beh
         self.capacity = capacity
+        self._resident = self.n  # rows written so far (the rest are untouched pages)
 
     def ensure_capacity(self, rows: int) -> None:
-        """Grow the arrays so that ``rows`` rows fit."""
+        """Grow the arrays so that ``rows`` rows fit, and make those rows resident.
+
+        New arrays come from the OS as untouched zero pages.  The act kernel
+        writes daughters to rows ``n0 + i``, scattered over ``[n0, 2 n0)``, so
+        without this every division would first-touch a page: at ~1e6 cells
+        that made the first ~10 ticks' act step 2-3x slower on 2 threads
+        (page faults serialise in the kernel; measured 45 -> 16 ms).  Writing
+        the rows once here costs one sequential pass instead; the rows become
+        resident within ~10 ticks either way.
+        """
         if rows > self.capacity:
             cap = self.capacity
             while cap < rows:
                 cap *= 2
             self._allocate(cap)
+        if rows > self._resident:
+            lo = self._resident
+            for name, _, _ in CELL_COLUMNS:
+                getattr(self, name)[lo:rows] = 0
+            self.behaviours[lo:rows] = 0.0
+            self._resident = rows
 
     def add(self, cell_type: int, sites: np.ndarray, stat3: float = 0.0) -> np.ndarray:
         """Add cells of one type on the given free sites; returns their rows."""
