@@ -150,6 +150,25 @@ def _thomas_factors(n: int, r: np.ndarray, dirichlet: np.ndarray) -> tuple[np.nd
     return inv, e
 
 
+@numba.njit(inline="always", cache=True)
+def _expand_factors(
+    inv: np.ndarray, e: np.ndarray, i: int, nf: int, w: int, row_inv: np.ndarray, row_e: np.ndarray
+) -> None:
+    """``row_inv[jj] = inv[i, jj % nf]`` and ``row_e[jj] = e[i, jj % nf]`` for
+    ``jj < w``, skipped when the rows already hold line site ``i``'s factors.
+
+    Away from the line ends the Thomas factors converge to a fixed point
+    (bitwise, within some tens of sites), so the rows are rewritten near the
+    ends only.
+    """
+    for f in range(nf):
+        if inv[i, f] != row_inv[f] or e[i, f] != row_e[f]:
+            for jj in range(w):
+                row_inv[jj] = inv[i, jj % nf]
+                row_e[jj] = e[i, jj % nf]
+            return
+
+
 @numba.njit(cache=True, parallel=True)
 def _sweep(
     a: np.ndarray,
@@ -175,6 +194,12 @@ def _sweep(
     in cache on long lines, and in place the sweep moves a third less
     memory (measured: the y sweep at 1024^2 x 8 fields, 2 threads, 11.2 ->
     7.8 ms; at 1417^2 x 12 fields 37 -> 25 ms).
+
+    The per-field factors are laid out along the block (one value per
+    element, see :func:`_expand_factors`), so every inner loop is one flat
+    loop over contiguous elements that the compiler vectorises; with a
+    nested loop over fields it stayed scalar (measured at 1417^2 x 12
+    fields, 2 threads: 25 -> 17 ms, same results bit for bit).
     """
     nouter, n, ninner = a.shape
     nblk = (ninner + block - 1) // block
@@ -182,41 +207,48 @@ def _sweep(
         o = t // nblk
         j0 = (t % nblk) * block
         w = min(block, ninner - j0)
-        ncol = w // nf
         prev = np.empty(w, dtype=np.float64)
+        row_inv = np.full(w, np.nan)  # NaN: no factors expanded yet
+        row_e = np.full(w, np.nan)
+        row_bnd = np.empty(w, dtype=np.float64)
+        row_scale = np.empty(w, dtype=np.float64)
+        for jj in range(w):
+            row_bnd[jj] = bnd[jj % nf]
+            row_scale[jj] = scale[jj % nf]
         # Forward sweep: y_i = d_i inv_i + e_i y_{i-1}, stored in a.
-        for q in range(ncol):
-            for f in range(nf):
-                jj = q * nf + f
-                d = np.float64(a[o, 0, j0 + jj]) + bnd[f]
-                if n == 1:
-                    d += bnd[f]
-                v = d * inv[0, f]
-                prev[jj] = v
-                a[o, 0, j0 + jj] = np.float32(v)
+        _expand_factors(inv, e, 0, nf, w, row_inv, row_e)
+        line = a[o, 0, j0 : j0 + w]
+        for jj in range(w):
+            d = np.float64(line[jj]) + row_bnd[jj]
+            if n == 1:
+                d += row_bnd[jj]
+            v = d * row_inv[jj]
+            prev[jj] = v
+            line[jj] = np.float32(v)
         for i in range(1, n):
-            last = i == n - 1
-            for q in range(ncol):
-                for f in range(nf):
-                    jj = q * nf + f
-                    d = np.float64(a[o, i, j0 + jj])
-                    if last:
-                        d += bnd[f]
-                    v = d * inv[i, f] + e[i, f] * prev[jj]
+            _expand_factors(inv, e, i, nf, w, row_inv, row_e)
+            line = a[o, i, j0 : j0 + w]
+            if i == n - 1:
+                for jj in range(w):
+                    v = (np.float64(line[jj]) + row_bnd[jj]) * row_inv[jj] + row_e[jj] * prev[jj]
                     prev[jj] = v
-                    a[o, i, j0 + jj] = np.float32(v)
+                    line[jj] = np.float32(v)
+            else:
+                for jj in range(w):
+                    v = np.float64(line[jj]) * row_inv[jj] + row_e[jj] * prev[jj]
+                    prev[jj] = v
+                    line[jj] = np.float32(v)
         # Back substitution x_i = y_i + e_i x_{i+1}; prev holds x_{n-1} = y_{n-1}.
-        for q in range(ncol):
-            for f in range(nf):
-                jj = q * nf + f
-                a[o, n - 1, j0 + jj] = np.float32(prev[jj] * scale[f])
+        line = a[o, n - 1, j0 : j0 + w]
+        for jj in range(w):
+            line[jj] = np.float32(prev[jj] * row_scale[jj])
         for i in range(n - 2, -1, -1):
-            for q in range(ncol):
-                for f in range(nf):
-                    jj = q * nf + f
-                    v = np.float64(a[o, i, j0 + jj]) + e[i, f] * prev[jj]
-                    prev[jj] = v
-                    a[o, i, j0 + jj] = np.float32(v * scale[f])
+            _expand_factors(inv, e, i, nf, w, row_inv, row_e)
+            line = a[o, i, j0 : j0 + w]
+            for jj in range(w):
+                v = np.float64(line[jj]) + row_e[jj] * prev[jj]
+                prev[jj] = v
+                line[jj] = np.float32(v * row_scale[jj])
 
 
 @numba.njit(cache=True, parallel=True)
