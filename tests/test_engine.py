@@ -57,6 +57,9 @@ def test_never_two_cells_on_one_site():
         check_invariants(e)
         assert e.conc.min() >= 0.0 and np.isfinite(e.conc).all()
     assert e.cells.n > 50  # the scenario did not simply die out
+    c = e.cells
+    assert np.array_equal(e.counts(), np.bincount(c.type[: c.n], minlength=2))
+    assert e.counts().sum() == c.n
 
 
 def test_same_seed_same_run_other_seed_other_run():

@@ -149,3 +149,23 @@ def _compact(n, ids, types, sites, stat3, socs3, kills, flags, behaviours, site_
         sites[src] = -1
         src += 1
     return count
+
+
+@numba.njit(parallel=True, cache=True)
+def count_types(types: np.ndarray, n: int, n_types: int) -> np.ndarray:
+    """Number of cells of each type among rows ``0..n-1`` (int64, ``(n_types,)``).
+
+    ``np.bincount`` first copies an int8 column to int64 (1.3 ms at 1e6
+    cells, every tick); this counts in place, in parallel blocks.
+    """
+    block = 65536
+    n_blocks = (n + block - 1) // block
+    partial = np.zeros((n_blocks, n_types), dtype=np.int64)
+    for b in numba.prange(n_blocks):
+        for i in range(b * block, min(n, (b + 1) * block)):
+            partial[b, types[i]] += 1
+    out = np.zeros(n_types, dtype=np.int64)
+    for b in range(n_blocks):
+        for t in range(n_types):
+            out[t] += partial[b, t]
+    return out

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, colour_count, recruit
-from tme_abm.core.cells import CELL_COLUMNS, CellTable
+from tme_abm.core.cells import CELL_COLUMNS, CellTable, count_types
 from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
 from tme_abm.core.lattice import distance_from_point_um, moore_offsets
 from tme_abm.core.params import EngineParams
@@ -418,7 +418,7 @@ class Engine:
     def counts(self) -> np.ndarray:
         """Number of cells of each type."""
         c = self.cells
-        return np.bincount(c.type[: c.n], minlength=self.params.n_types)
+        return count_types(c.type, c.n, self.params.n_types)
 
     def mean_stat3(self) -> np.ndarray:
         """Mean STAT3 activation of each type (NaN where a type is absent)."""
