@@ -408,3 +408,20 @@ def test_systemic_priming_scales_recruitment_with_a_lag():
     bare = engine(data)
     expected_bare = len(bare.vessel_sites) * 144 * (1 - np.exp(-0.004 * 0.2 * 5))
     assert abs(recruited_in(bare, 144) - expected_bare) < 4 * np.sqrt(expected_bare)
+
+
+def test_ensure_capacity_keeps_live_rows_and_zeroes_the_rest():
+    from tme_abm.core.cells import CellTable
+
+    c = CellTable(n_sites=400, n_behaviours=3, capacity=16)
+    rows = c.add(2, np.arange(10, 30), stat3=0.5)
+    c.behaviours[rows] = 7.0
+    c.ensure_capacity(100)  # grows (copying the live rows) and zeroes rows 20..99
+    c.ensure_capacity(300)  # grows again
+    assert c.capacity >= 300 and c.n == 20
+    assert np.array_equal(c.site[:20], np.arange(10, 30))
+    assert np.all(c.type[:20] == 2) and np.all(c.stat3[:20] == 0.5)
+    assert np.all(c.behaviours[:20] == 7.0)
+    assert np.all(c.behaviours[20:300] == 0.0) and np.all(c.site[20:300] == 0)
+    c.ensure_capacity(25)  # within what is resident: live rows untouched
+    assert np.all(c.behaviours[:20] == 7.0)
