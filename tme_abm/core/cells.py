@@ -169,3 +169,27 @@ def count_types(types: np.ndarray, n: int, n_types: int) -> np.ndarray:
         for t in range(n_types):
             out[t] += partial[b, t]
     return out
+
+
+@numba.njit(inline="always", cache=True)
+def sort_rows_by_type(
+    cell_type: np.ndarray, lo: int, hi: int, n_types: int, rows: np.ndarray
+) -> np.ndarray:
+    """Counting sort of rows ``lo..hi-1`` by cell type, for kernels that work
+    on one type at a time.
+
+    Writes the rows into ``rows[:hi - lo]``, grouped by type and ascending
+    within a type, and returns ``start`` (``n_types + 1``): the rows of type
+    ``t`` are ``rows[start[t]:start[t + 1]]``.
+    """
+    start = np.zeros(n_types + 1, dtype=np.int64)
+    for i in range(lo, hi):
+        start[cell_type[i] + 1] += 1
+    for t in range(n_types):
+        start[t + 1] += start[t]
+    fill = start[:n_types].copy()
+    for i in range(lo, hi):
+        t = cell_type[i]
+        rows[fill[t]] = i
+        fill[t] += 1
+    return start

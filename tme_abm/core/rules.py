@@ -33,6 +33,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from tme_abm.core.cells import sort_rows_by_type
 from tme_abm.core.lattice import neighbour_sites
 from tme_abm.core.stat3 import power
 
@@ -322,17 +323,7 @@ def evaluate_rules(
         down = np.empty(RULE_BLOCK, dtype=np.float64)
         cells = np.empty(RULE_BLOCK, dtype=np.int64)
         filled = np.full(n_signals, -1, dtype=np.int64)
-        # counting sort of the block's cells by type
-        start = np.zeros(n_types + 1, dtype=np.int64)
-        for i in range(lo, hi):
-            start[cell_type[i] + 1] += 1
-        for t in range(n_types):
-            start[t + 1] += start[t]
-        fill = start[:n_types].copy()
-        for i in range(lo, hi):
-            t = cell_type[i]
-            cells[fill[t]] = i
-            fill[t] += 1
+        start = sort_rows_by_type(cell_type, lo, hi, n_types, cells)
         for t in range(n_types):
             m = start[t + 1] - start[t]
             if m == 0:

@@ -35,6 +35,8 @@ import math
 import numba
 import numpy as np
 
+from tme_abm.core.cells import sort_rows_by_type
+
 FLAG_STAT3_KNOCKOUT = np.uint8(1)
 
 
@@ -154,17 +156,7 @@ def update_stat3(
         rate = np.empty(STAT3_BLOCK)  # the drive, then the activation rate a
         work = np.empty(STAT3_BLOCK)  # SOCS3 damping, then exp(-(a + k_off) dt)
         s_new = np.empty(STAT3_BLOCK)
-        # counting sort of the block's cells by type
-        start = np.zeros(n_types + 1, dtype=np.int64)
-        for i in range(lo, hi):
-            start[cell_type[i] + 1] += 1
-        for t in range(n_types):
-            start[t + 1] += start[t]
-        fill = start[:n_types].copy()
-        for i in range(lo, hi):
-            t = cell_type[i]
-            cells[fill[t]] = i
-            fill[t] += 1
+        start = sort_rows_by_type(cell_type, lo, hi, n_types, cells)
         for t in range(n_types):
             m = start[t + 1] - start[t]
             if m == 0:
