@@ -106,7 +106,8 @@ def _modal_eigen(shape, eigen):
     return np.meshgrid(*lams, indexing="ij")
 
 
-@pytest.mark.parametrize("shape", [(1, 24, 37), (7, 9, 11)])
+# (3, 20, 150): several blocks of lines per sweep, the last one partial
+@pytest.mark.parametrize("shape", [(1, 24, 37), (7, 9, 11), (3, 20, 150)])
 def test_no_flux_matches_exact_scheme_via_dct(shape):
     # The LOD scheme is exactly prod_a (I + r L_a)^-1 times exp(-k dt) per step,
     # diagonalised by the orthonormal DCT-II: an exact reference for the
