@@ -425,3 +425,22 @@ def test_ensure_capacity_keeps_live_rows_and_zeroes_the_rest():
     assert np.all(c.behaviours[20:300] == 0.0) and np.all(c.site[20:300] == 0)
     c.ensure_capacity(25)  # within what is resident: live rows untouched
     assert np.all(c.behaviours[:20] == 7.0)
+
+
+def test_occurs_decides_as_the_full_probability_does():
+    """The expm1-free shortcut gives exactly the decision u < 1 - exp(-x)."""
+    import math
+
+    from tme_abm.core.behaviours import occurs
+
+    rng = np.random.default_rng(5)
+    xs = np.concatenate([
+        [0.0, 1e-300, 1e-17, 2.0**-52, 1e-9, 0.5, 1.0, 30.0, 800.0],
+        10.0 ** rng.uniform(-12, 1, 2000),
+    ])
+    for x in xs:
+        p = -math.expm1(-x)
+        us = np.concatenate([[0.0, p, np.nextafter(p, 0.0), np.nextafter(p, 1.0), x],
+                             rng.uniform(0.0, min(1.0, 3 * x + 1e-300), 20)])
+        for u in us:
+            assert occurs(float(u), float(x)) == (u < p), (u, x)

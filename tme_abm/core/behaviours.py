@@ -90,6 +90,17 @@ def _free_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, fr
     return k
 
 
+@numba.njit(inline="always", cache=True)
+def occurs(u: float, rate_dt: float) -> bool:
+    """Does an event of probability ``1 - exp(-rate_dt)`` happen for the draw ``u``?
+
+    ``1 - exp(-x) <= x``, so a draw ``u >= x`` settles it without the
+    ``expm1`` call (most draws: events per tick are rare); the decision is
+    the one ``u < -expm1(-x)`` gives.
+    """
+    return u < rate_dt and u < -math.expm1(-rate_dt)
+
+
 def colour_count(nz: int) -> int:
     """Number of site colours: 3 x 3 in 2D, 3 x 3 x 3 in 3D (see :func:`act`)."""
     return 27 if nz > 1 else 9
@@ -179,7 +190,7 @@ def act(
                 rate = beh[i, B_DEATH]
                 if rate > 0.0:
                     u_death = uniform(purpose_stream(ck, PURPOSE_DEATH), 0)
-                    if u_death < -math.expm1(-rate * dt_min):
+                    if occurs(u_death, rate * dt_min):
                         sites[i] = -1
                         site_cell[s] = -1
                         for f in range(nf):
@@ -199,8 +210,7 @@ def act(
                     if n_targets > 0:
                         st = purpose_stream(ck, PURPOSE_KILL)
                         j = free[randint(st, 0, n_targets)]
-                        p = -math.expm1(-rate * dt_min * (1.0 - beh[j, B_RESISTANCE]))
-                        if uniform(st, 1) < p:
+                        if occurs(uniform(st, 1), rate * dt_min * (1.0 - beh[j, B_RESISTANCE])):
                             tj = types[j]
                             sj = sites[j]
                             site_cell[sj] = -1
@@ -214,7 +224,7 @@ def act(
                 rate = beh[i, B_DIVISION]
                 if rate > 0.0:
                     st = purpose_stream(ck, PURPOSE_DIVIDE)
-                    if uniform(st, 0) < -math.expm1(-rate * dt_min):
+                    if occurs(uniform(st, 0), rate * dt_min):
                         k = _free_neighbours(
                             s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
                         )
@@ -237,7 +247,7 @@ def act(
                             total += beh[i, tcol + u]
                 if total > 0.0:
                     st = purpose_stream(ck, PURPOSE_TRANSFORM)
-                    if uniform(st, 0) < -math.expm1(-total * dt_min):
+                    if occurs(uniform(st, 0), total * dt_min):
                         pick_rate = uniform(st, 1) * total
                         new_t = -1
                         for u in range(nt):
@@ -322,7 +332,7 @@ def _recruit_hits(
                     conc_flat[vs, signal_field[t]], half_max[t], hill_power[t]
                 )
             st = purpose_stream(cell_key(tk, v * nt + t), PURPOSE_RECRUIT)
-            hit[v, t] = uniform(st, 0) < -math.expm1(-rate * level * dt_min)
+            hit[v, t] = occurs(uniform(st, 0), rate * level * dt_min)
     return hit
 
 
