@@ -115,6 +115,11 @@ def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
         a = np.array([one[run_id][k] for k in keys], dtype=float)
         b = np.array([two[run_id][k] for k in keys], dtype=float)
         assert np.array_equal(a, b, equal_nan=True), run_id  # tiny has no Tregs: NaN
+    # pool workers run their kernels on one thread each (no oversubscription)
+    assert {row["threads"] for row in two.values()} == {1}
+    import numba
+
+    assert {row["threads"] for row in one.values()} == {numba.get_num_threads()}
 
 
 def test_killed_sweep_finishes_only_what_was_missing(tmp_path):
@@ -167,3 +172,4 @@ def test_dask_local_cluster_gives_the_same_summary(tmp_path):
         a = np.array([pool[run_id][k] for k in keys], dtype=float)
         b = np.array([dask[run_id][k] for k in keys], dtype=float)
         assert np.array_equal(a, b, equal_nan=True), run_id
+    assert {row["threads"] for row in dask.values()} == {1}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numba
 from tqdm import tqdm
 
 from tme_abm.analysis.spatial import SNAPSHOT_METRICS, run_metrics
@@ -83,13 +85,23 @@ def _is_done(path: Path, spec: RunSpec) -> bool:
 def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
     """Run (or reuse) one planned run; never raises: failures become rows.
 
-    A top-level function so that process pools and Dask can ship it.
+    A top-level function so that process pools and Dask can ship it.  In a
+    worker process (one per core) the numba kernels get one thread: with two
+    threads per worker the workers oversubscribe the cores, and a parallel
+    region that waits for a descheduled thread ran ~3x slower (measured on 2
+    cores with the other core busy).  ``row["threads"]`` records the count.
     """
     from tme_abm.runner import run_scenario
     from tme_abm.scenario import load_scenario
 
+    if multiprocessing.parent_process() is not None:
+        numba.set_num_threads(1)
+
     path = Path(runs_dir) / f"{spec.run_id}.h5"
-    row: dict[str, Any] = {"run_id": spec.run_id, "file": str(path), "error": ""}
+    row: dict[str, Any] = {
+        "run_id": spec.run_id, "file": str(path), "error": "",
+        "threads": numba.get_num_threads(),
+    }
     start = time.perf_counter()
     try:
         if _is_done(path, spec):

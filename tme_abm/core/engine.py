@@ -381,7 +381,14 @@ class Engine:
         c.n = n
         c.compact()  # before recruitment, whose priming counts the live cells
         c.ensure_capacity(c.n + len(self.vessel_sites) * p.n_types + 1)
-        n, c.next_id = recruit(
+        with threads_for(c.n, "cells"):
+            n, c.next_id = self._recruit()
+        c.n = n
+
+    def _recruit(self) -> tuple[int, int]:
+        """Recruitment at the vessels (see :func:`recruit`): ``(n, next_id)``."""
+        p, c = self.params, self.cells
+        return recruit(
             c.n,
             p.seed,
             self.tick,
@@ -402,7 +409,6 @@ class Engine:
             self.conc_flat(),
             self.events,
         )
-        c.n = n
 
     def step(self) -> None:
         """Advance one tick (events of this tick are left in ``self.events``)."""
@@ -418,7 +424,8 @@ class Engine:
     def counts(self) -> np.ndarray:
         """Number of cells of each type."""
         c = self.cells
-        return count_types(c.type, c.n, self.params.n_types)
+        with threads_for(c.n, "cells"):
+            return count_types(c.type, c.n, self.params.n_types)
 
     def mean_stat3(self) -> np.ndarray:
         """Mean STAT3 activation of each type (NaN where a type is absent)."""
