@@ -306,7 +306,7 @@ def evaluate_rules(
     of a type is applied to all the block's cells of that type in one
     vectorisable loop over signal and accumulator rows.  At ~1e6 cells this
     halves the kernel's time against the cell-by-cell loop (measured, 1
-    thread: 85 -> 45 ms).  Each cell is independent, so the result does not
+    thread: 85 -> 41 ms).  Each cell is independent, so the result does not
     depend on threads.
     """
     n_types = base.shape[0]
