@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from tme_abm.core.engine import Engine
@@ -31,3 +32,24 @@ def with_type(data: dict, name: str, **spec: Any) -> dict:
 def engine(data: dict, seed: int | None = None) -> Engine:
     """An Engine for a scenario dict (validated like a file)."""
     return Engine(compile_scenario(validate_data(data, "test"), seed=seed))
+
+
+TINY = Path(__file__).parent / "data" / "tiny.toml"
+
+
+def partial_run_file(folder: Path, snapshots: int = 2, steps_between: int = 1) -> Path:
+    """The tiny scenario written for ``snapshots`` snapshots and left as an
+    interrupted run leaves it (``cut.h5.partial`` in ``folder``)."""
+    from tme_abm.io import RunWriter
+    from tme_abm.model import TMEModel
+    from tme_abm.runner import _snapshot, run_layout
+
+    model = TMEModel(TINY)
+    layout = run_layout(model)
+    writer = RunWriter(Path(folder) / "cut.h5", layout)
+    for _ in range(snapshots):
+        writer.append_timeseries(model.time_min, model.summary())
+        _snapshot(writer, model, layout)
+        for _ in range(steps_between):
+            model.step()
+    return writer.close(complete=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from factory import partial_run_file
 
 from tme_abm import open_run, open_sweep
 from tme_abm.io import RunFileError, read_snapshot
@@ -49,18 +50,7 @@ def test_cell_table_matches_every_snapshot(run_file):
 
 
 def test_an_interrupted_partial_file_opens_with_its_complete_snapshots(tmp_path):
-    from tme_abm.io import RunWriter
-    from tme_abm.model import TMEModel
-    from tme_abm.runner import _snapshot, run_layout
-
-    model = TMEModel(TINY)
-    layout = run_layout(model)
-    writer = RunWriter(tmp_path / "cut.h5", layout)
-    for _ in range(2):
-        writer.append_timeseries(model.time_min, model.summary())
-        _snapshot(writer, model, layout)
-        model.step()
-    path = writer.close(complete=False)
+    path = partial_run_file(tmp_path, snapshots=2, steps_between=1)
     assert path.name.endswith(".partial")
     ds, cells = open_run(path)
     assert ds.sizes["time"] == 2 and cells.snapshot.max() == 1

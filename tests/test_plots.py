@@ -15,6 +15,7 @@ import h5py
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from factory import partial_run_file
 from matplotlib.colors import to_rgb
 from PIL import Image
 
@@ -215,19 +216,7 @@ def test_3d_run_draws_the_middle_slice(run_3d, tmp_path):
 
 
 def test_partial_run_file(tmp_path):
-    from tme_abm.io import RunWriter
-    from tme_abm.model import TMEModel
-    from tme_abm.runner import _snapshot, run_layout
-
-    model = TMEModel(TINY)
-    layout = run_layout(model)
-    writer = RunWriter(tmp_path / "cut.h5", layout)
-    for _ in range(2):
-        writer.append_timeseries(model.time_min, model.summary())
-        _snapshot(writer, model, layout)
-        for _ in range(3):
-            model.step()
-    path = writer.close(complete=False)
+    path = partial_run_file(tmp_path, snapshots=2, steps_between=3)
     assert path.name == "cut.h5.partial"
     assert main(["plot", str(path)]) == 0
     assert (tmp_path / "cut_plots" / "lattice.png").is_file()
