@@ -110,7 +110,7 @@ def colour_count(nz: int) -> int:
 def act(
     n0, colours, max_threads, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
     need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, death_release,
-    conc_flat, events,
+    conc_flat, events, listed, n_listed,
 ):
     """Let every cell of rows ``0..n0-1`` act once; returns ``(n, next_id)``.
 
@@ -132,7 +132,10 @@ def act(
     offsets)``; ``rules`` is the tuple taken by
     :func:`tme_abm.core.rules.evaluate_cell`; ``death_release`` is (types,
     fields) in ng/mL added to a dying cell's site; ``max_threads`` bounds the
-    thread ids (``numba.config.NUMBA_NUM_THREADS``).
+    thread ids (``numba.config.NUMBA_NUM_THREADS``).  ``listed`` (int32,
+    ``(nz * ny, 3, (nx + 2) // 3)``) and ``n_listed`` (int32, ``(nz * ny,
+    3)``) are scratch, overwritten with the rows of each line's cells by
+    ``x mod 3`` (the caller keeps them, so no tick pays page faults for them).
     """
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
@@ -142,8 +145,45 @@ def act(
     tcol = N_FIXED_BEHAVIOURS + 2 * nf
     for r in numba.prange(n0):
         sites[n0 + r] = -1
-    acted = np.zeros(n0, dtype=np.uint8)
     tk = tick_key(seed, tick)
+    # List the cells of each line by x mod 3, in site order, before any cell
+    # acts: a turn then visits just its cells, not every site of its colour
+    # (1 in 4 sites holds a cell in the random walk of the Mesa comparison:
+    # 44 -> 34 ns per cell, measured), and no `acted` mark is needed -- a
+    # cell moves only when it acts, so each is listed once, under the site it
+    # holds when its turn comes.  The listing is branch-free (occupancy is
+    # unpredictable where immune cells mingle), three chains along one read.
+    for line in numba.prange(nz * ny):
+        row = line * nx
+        seg0 = listed[line, 0]
+        seg1 = listed[line, 1]
+        seg2 = listed[line, 2]
+        k0 = 0
+        k1 = 0
+        k2 = 0
+        x = 0
+        while x + 2 < nx:  # three independent chains, one sequential read
+            i0 = site_cell[row + x]
+            i1 = site_cell[row + x + 1]
+            i2 = site_cell[row + x + 2]
+            seg0[k0] = i0
+            seg1[k1] = i1
+            seg2[k2] = i2
+            k0 += i0 >= 0
+            k1 += i1 >= 0
+            k2 += i2 >= 0
+            x += 3
+        if x < nx:
+            i0 = site_cell[row + x]
+            seg0[k0] = i0
+            k0 += i0 >= 0
+        if x + 1 < nx:
+            i1 = site_cell[row + x + 1]
+            seg1[k1] = i1
+            k1 += i1 >= 0
+        n_listed[line, 0] = k0
+        n_listed[line, 1] = k1
+        n_listed[line, 2] = k2
     steps = flat_offsets(offsets, ny, nx)
     # types whose transform rates are zero whatever their signals (base and
     # both saturations zero): their cells skip reading the transform columns
@@ -176,14 +216,17 @@ def act(
             nbuf = nbufs[th, : offsets.shape[0]]
             free = frees[th, : offsets.shape[0]]
             sig = sigs[th, :n_signals]
-            row = (z * ny + y) * nx
-            for x in range(cx, nx, 3):
-                i = site_cell[row + x]
-                if i < 0 or i >= n0 or acted[i]:
-                    continue
-                acted[i] = 1
-                d = n0 + i  # the row of a daughter
+            lz = z * ny + y
+            row = lz * nx
+            seg = listed[lz, cx]
+            m_here = n_listed[lz, cx]
+            for slot in range(m_here):
+                i = seg[slot]
                 s = sites[i]
+                if s < 0:  # killed this tick, in an earlier turn
+                    continue
+                x = s - row
+                d = n0 + i  # the row of a daughter
                 t = types[i]
                 ck = cell_key(tk, ids[i])  # shared rounds of this cell's streams
                 # 1. death

@@ -106,6 +106,9 @@ class Engine:
         self.priming = np.zeros(p.n_types, dtype=np.float64)
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
+        # act's scratch (about one int32 per site), kept so no tick re-faults it
+        self._act_listed = np.empty((nz * ny, 3, (nx + 2) // 3), dtype=np.int32)
+        self._act_n_listed = np.empty((nz * ny, 3), dtype=np.int32)
         self.vessel_sites = self._place_vessels()
         self._place_cells()
         self.evaluate_rules()
@@ -377,6 +380,8 @@ class Engine:
                 p.death_release,
                 self.conc_flat(),
                 self.events,
+                self._act_listed,
+                self._act_n_listed,
             )
         c.n = n
         c.compact()  # before recruitment, whose priming counts the live cells
