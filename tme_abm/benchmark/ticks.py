@@ -101,31 +101,62 @@ class PhaseTimer:
 def parallel_plan(engine: Any) -> dict[str, Any]:
     """Which of the engine's kernels run parallel at this size.
 
-    Cell kernels (sources, STAT3, rules) run parallel from
+    Cell kernels (sources, STAT3, rules, act) run on all threads from
     ``PARALLEL_MIN_CELLS`` cells and the field solver from
     ``PARALLEL_MIN_FIELD_VOXELS`` field-voxels (``tme_abm.core.engine``);
-    below, they run on one thread whatever numba's setting.  The act and
-    recruit kernels are parallel only if compiled so.
+    below ``SERIAL_BELOW_CELLS`` / ``SERIAL_BELOW_FIELD_VOXELS`` on one
+    thread; in between, on what the engine's thread policy chose
+    (``"policy"``; see :mod:`tme_abm.core.threads`).
     """
-    from tme_abm.core import behaviours
     from tme_abm.core import engine as engine_module
 
-    min_cells = getattr(engine_module, "PARALLEL_MIN_CELLS", None)
-    min_voxels = getattr(engine_module, "PARALLEL_MIN_FIELD_VOXELS", None)
-    n = engine.cells.n
-    plan: dict[str, Any] = {
-        "parallel_min_cells": min_cells,
-        "parallel_min_field_voxels": min_voxels,
-        "cell_kernels_parallel": None if min_cells is None else n >= min_cells,
-        "field_kernels_parallel": None if min_voxels is None else engine.conc.size >= min_voxels,
-    }
-    for name in ("act", "recruit"):
-        kernel = getattr(behaviours, name, None)
-        options = getattr(kernel, "targetoptions", None)
-        plan[f"{name}_compiled_parallel"] = (
-            None if options is None else bool(options.get("parallel", False))
+    def plan_for(work: int, kind: str) -> Any:
+        hi = getattr(engine_module, f"PARALLEL_MIN_{kind}", None)
+        lo = getattr(engine_module, f"SERIAL_BELOW_{kind}", 0)
+        if hi is None:
+            return None
+        return True if work >= hi else False if work < lo else "policy"
+
+    return {
+        name: getattr(engine_module, name, None)
+        for name in (
+            "PARALLEL_MIN_CELLS", "PARALLEL_MIN_FIELD_VOXELS",
+            "SERIAL_BELOW_CELLS", "SERIAL_BELOW_FIELD_VOXELS",
         )
-    return plan
+    } | {
+        "cell_kernels_parallel": plan_for(engine.cells.n, "CELLS"),
+        "field_kernels_parallel": plan_for(engine.conc.size, "FIELD_VOXELS"),
+    }
+
+
+def thread_policy_report(engine: Any) -> dict[str, Any] | None:
+    """The engine's thread-policy choice and its probes so far (None without one)."""
+    policy = getattr(engine, "thread_policy", None)
+    if policy is None:
+        return None
+    return {
+        "choice": policy.choice,
+        "probes": [
+            {"tick": t, "one_thread_s": a, "all_threads_s": b, "chose": c}
+            for t, a, b, c in policy.decisions
+        ],
+    }
+
+
+def settle_thread_policy(engine: Any, max_ticks: int = 64) -> int:
+    """Step ``engine`` until its thread policy has made its first choice, if
+    any of its kernels is left to the policy and numba has several threads,
+    so that timed ticks measure the steady state; returns the ticks run."""
+    policy = getattr(engine, "thread_policy", None)
+    plan = parallel_plan(engine)
+    mid = "policy" in (plan["cell_kernels_parallel"], plan["field_kernels_parallel"])
+    ran = 0
+    if policy is None or not mid or numba.get_num_threads() < 2:
+        return ran
+    while not policy.decisions and ran < max_ticks:
+        engine.step()
+        ran += 1
+    return ran
 
 
 def time_ticks(
@@ -143,10 +174,12 @@ def time_ticks(
         (cells present at the start of each tick, averaged, over the median
         seconds per tick), ``mean_cells``, ``phase_fraction`` (share of the
         timed ticks spent in each engine phase, the rest as ``other``), and
-        the raw samples, and which kernels ran parallel (:func:`parallel_plan`,
-        at the start of the timed ticks).
+        the raw samples, which kernels ran parallel (:func:`parallel_plan`,
+        at the start of the timed ticks) and the thread policy's probes
+        (:func:`thread_policy_report`, at the end).
     """
     engine.step()  # warm-up at this thread count
+    settle_thread_policy(engine)
     t0 = time.perf_counter()
     engine.step()
     first = max(time.perf_counter() - t0, 1e-9)
@@ -177,6 +210,7 @@ def time_ticks(
         "samples_s_per_tick": samples,
         "phase_fraction": fraction,
         "parallel": plan,
+        "thread_policy": thread_policy_report(engine),
     }
 
 

@@ -33,6 +33,7 @@ import numba
 import numpy as np
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
+from tme_abm.benchmark.ticks import settle_thread_policy, thread_policy_report
 from tme_abm.benchmark.timing import median
 from tme_abm.core.engine import Engine
 from tme_abm.core.lattice import moore_offsets
@@ -194,8 +195,9 @@ def compare_with_mesa(
     The grid is square, sized so that ``density`` of it holds ``n_agents``.
     Each side runs one untimed warm-up step, then ``repeats`` blocks of
     ``ticks`` timed steps; agent-steps count the agents present at the start
-    of each step.  The engine is timed at every thread count (below the
-    engine's parallel thresholds its kernels run on one thread anyway).
+    of each step.  The engine is timed at every thread count, after its
+    thread policy (:mod:`tme_abm.core.threads`) has probed one thread
+    against all and kept the faster (:func:`settle_thread_policy`).
 
     Returns
     -------
@@ -229,7 +231,9 @@ def compare_with_mesa(
             numba.set_num_threads(t)
             engine = walk_engine(shape, density, p_move, p_divide, seed)
             engine.step()
+            settle_thread_policy(engine)
             out["engine"][t] = _time_steps(engine.step, lambda e=engine: e.cells.n, ticks, repeats)
+            out["engine"][t]["thread_policy"] = thread_policy_report(engine)
     finally:
         numba.set_num_threads(before)
     return out

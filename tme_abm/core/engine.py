@@ -21,6 +21,7 @@ the Engine directly.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,26 +51,35 @@ from tme_abm.core.therapy import (
     tissue_exchange,
     vessel_exchange,
 )
+from tme_abm.core.threads import ThreadPolicy
 
-#: Below these sizes a parallel kernel runs on one thread: waking a second
-#: thread costs more than it saves, and far more when another process holds
-#: a core (measured: the 200 x 200 baseline took 8.7 s on 1 thread and 30 s
-#: on 2 threads with one core busy elsewhere).  Results do not depend on it.
+#: From these sizes a parallel kernel always runs on all of numba's threads.
+#: Below them it runs on one thread or on all, as the engine's
+#: :class:`~tme_abm.core.threads.ThreadPolicy` measures to be faster; below
+#: the ``SERIAL_BELOW_*`` sizes always on one thread.  Results do not depend
+#: on any of these (read at every call).
 PARALLEL_MIN_FIELD_VOXELS = 1_000_000
 PARALLEL_MIN_CELLS = 100_000
+SERIAL_BELOW_FIELD_VOXELS = 50_000
+SERIAL_BELOW_CELLS = 1_000
 
 
 @contextmanager
-def threads_for(work: int, kind: str) -> Iterator[None]:
-    """Run the enclosed kernels on one thread when ``work`` is below the
-    module's ``PARALLEL_MIN_CELLS`` (kind "cells") or
-    ``PARALLEL_MIN_FIELD_VOXELS`` (kind "fields"), read at call time."""
-    threshold = PARALLEL_MIN_CELLS if kind == "cells" else PARALLEL_MIN_FIELD_VOXELS
+def threads_for(work: int, kind: str, mid_threads: int = 1) -> Iterator[None]:
+    """Run the enclosed kernels on all of numba's threads when ``work`` is at
+    least ``PARALLEL_MIN_CELLS`` (kind "cells") or
+    ``PARALLEL_MIN_FIELD_VOXELS`` (kind "fields"); on one thread below
+    ``SERIAL_BELOW_CELLS`` or ``SERIAL_BELOW_FIELD_VOXELS``; otherwise on
+    ``mid_threads`` (at most numba's setting)."""
+    cells = kind == "cells"
+    threshold = PARALLEL_MIN_CELLS if cells else PARALLEL_MIN_FIELD_VOXELS
+    floor = SERIAL_BELOW_CELLS if cells else SERIAL_BELOW_FIELD_VOXELS
     before = numba.get_num_threads()
-    if work >= threshold or before == 1:
+    want = before if work >= threshold else 1 if work < floor else min(mid_threads, before)
+    if want == before:
         yield
         return
-    numba.set_num_threads(1)
+    numba.set_num_threads(want)
     try:
         yield
     finally:
@@ -102,6 +112,9 @@ class Engine:
         n_behaviours = p.base.shape[1]
         self.cells = CellTable(self.n_sites, n_behaviours)
         self.tick = 0
+        #: chooses the threads of mid-size kernels by timing ticks
+        self.thread_policy = ThreadPolicy()
+        self._mid_threads = 1  # this tick's choice
         #: lagged density (cells per site) of each type's priming type
         self.priming = np.zeros(p.n_types, dtype=np.float64)
         self._set_tables()
@@ -259,7 +272,7 @@ class Engine:
         """Recompute every cell's behaviours from its current signals."""
         p, c = self.params, self.cells
         nz, ny, nx, offsets = self.geom
-        with threads_for(c.n, "cells"):
+        with threads_for(c.n, "cells", self._mid_threads):
             evaluate_rules(
                 c.n,
                 c.type,
@@ -287,10 +300,10 @@ class Engine:
             sec0, upt0 = secretion_column(nf), uptake_column(nf)
             secretion = c.behaviours[: c.n, sec0 : sec0 + nf]
             uptake = c.behaviours[: c.n, upt0 : upt0 + nf]
-            with threads_for(c.n, "cells"):
+            with threads_for(c.n, "cells", self._mid_threads):
                 apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
         if nf > 0:
-            with threads_for(self.conc.size, "fields"):
+            with threads_for(self.conc.size, "fields", self._mid_threads):
                 diffuse_decay(
                     self.conc,
                     self._diff_number,
@@ -303,7 +316,7 @@ class Engine:
     def step_stat3(self) -> None:
         """Every cell senses its site and updates STAT3 and SOCS3."""
         p, c = self.params, self.cells
-        with threads_for(c.n, "cells"):
+        with threads_for(c.n, "cells", self._mid_threads):
             update_stat3(
                 c.n,
                 c.type,
@@ -359,7 +372,7 @@ class Engine:
         keys = uniform_array(p.seed, self.tick, np.arange(n_colours), PURPOSE_ORDER, 0)
         colours = np.argsort(keys, kind="stable").astype(np.int64)
         c.ensure_capacity(2 * n0 + 1)
-        with threads_for(n0, "cells"):
+        with threads_for(n0, "cells", self._mid_threads):
             n, c.next_id = act(
                 n0,
                 colours,
@@ -386,7 +399,7 @@ class Engine:
         c.n = n
         c.compact()  # before recruitment, whose priming counts the live cells
         c.ensure_capacity(c.n + len(self.vessel_sites) * p.n_types + 1)
-        with threads_for(c.n, "cells"):
+        with threads_for(c.n, "cells", self._mid_threads):
             n, c.next_id = self._recruit()
         c.n = n
 
@@ -417,6 +430,8 @@ class Engine:
 
     def step(self) -> None:
         """Advance one tick (events of this tick are left in ``self.events``)."""
+        self._mid_threads = self.thread_policy.threads(numba.get_num_threads())
+        start = time.perf_counter()
         self.events[...] = 0
         self.step_therapies()
         self.step_fields()
@@ -424,12 +439,13 @@ class Engine:
         self.evaluate_rules()
         self.step_act()
         self.tick += 1
+        self.thread_policy.record(time.perf_counter() - start)
 
     # --------------------------------------------------------------- readouts
     def counts(self) -> np.ndarray:
         """Number of cells of each type."""
         c = self.cells
-        with threads_for(c.n, "cells"):
+        with threads_for(c.n, "cells", self._mid_threads):
             return count_types(c.type, c.n, self.params.n_types)
 
     def mean_stat3(self) -> np.ndarray:
