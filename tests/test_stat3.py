@@ -150,12 +150,13 @@ def _reference_step(t, s, r, flagged, drive, conc_row, dt, tab):
 
 def test_blocked_kernel_matches_the_equations_cell_by_cell():
     """Mixed types in several blocks (a knocked-out type, flagged cells,
-    Hill 1 and 2.5, SOCS3-sensitive inputs, an inhibitor): every cell gets
-    the value of the equations worked one cell at a time in plain Python."""
+    Hill 1 and 2.5, SOCS3-sensitive inputs, an inhibitor, a type that cannot
+    activate STAT3): every cell gets the value of the equations worked one
+    cell at a time in plain Python."""
     from tme_abm.core.stat3 import STAT3_BLOCK
 
     rng = np.random.default_rng(3)
-    n, nf, nt = 2 * STAT3_BLOCK + 77, 3, 3
+    n, nf, nt = 2 * STAT3_BLOCK + 77, 3, 4
     conc = rng.uniform(0, 2, (n, nf)).astype(np.float32)
     conc[rng.uniform(size=conc.shape) < 0.2] = 0.0
     types = rng.integers(0, nt, n).astype(np.int8)
@@ -164,19 +165,20 @@ def test_blocked_kernel_matches_the_equations_cell_by_cell():
     stat3 = rng.uniform(0, 1, n).astype(np.float32)
     socs3 = rng.uniform(0, 2, n).astype(np.float32)
     drive = rng.uniform(-0.1, 0.5, n).astype(np.float32)
-    tab = (
-        np.array([0.05, 0.2, 0.1]), np.array([0.01, 0.02, 0.05]),
-        np.array([0.01, 0.03, 0.02]), np.array([0.01, 0.02, 0.005]),
-        np.array([0.5, 1.0, 0.3]), np.array([0, 0, 1], dtype=np.uint8),
-        np.array([0, 2, 5, 6], dtype=np.int64),
-        np.array([0, 1, 0, 1, 2, 0], dtype=np.int64),
-        np.array([1.0, 0.5, 2.0, 1.0, 0.7, 1.0]),
-        np.array([0.5, 0.3, 1.0, 0.2, 0.8, 0.5]),
-        np.array([1.0, 2.5, 1.0, 1.0, 2.5, 1.0]),
-        np.array([True, False, True, False, True, True]),
+    tab = (  # type 3: k_on = 0 (it only decays, whatever its inputs)
+        np.array([0.05, 0.2, 0.1, 0.0]), np.array([0.01, 0.02, 0.05, 0.04]),
+        np.array([0.01, 0.03, 0.02, 0.02]), np.array([0.01, 0.02, 0.005, 0.01]),
+        np.array([0.5, 1.0, 0.3, 0.5]), np.array([0, 0, 1, 0], dtype=np.uint8),
+        np.array([0, 2, 5, 6, 7], dtype=np.int64),
+        np.array([0, 1, 0, 1, 2, 0, 1], dtype=np.int64),
+        np.array([1.0, 0.5, 2.0, 1.0, 0.7, 1.0, 1.0]),
+        np.array([0.5, 0.3, 1.0, 0.2, 0.8, 0.5, 0.4]),
+        np.array([1.0, 2.5, 1.0, 1.0, 2.5, 1.0, 1.0]),
+        np.array([True, False, True, False, True, True, False]),
         (2, 0.7, 1.0, 0.6),
     )
     s_ref, r_ref = stat3.copy(), socs3.copy()
+    stat3_before = stat3.copy()
     for i in range(n):
         s_ref[i], r_ref[i] = _reference_step(
             types[i], float(stat3[i]), float(socs3[i]), bool(flags[i]), float(drive[i]),
@@ -187,3 +189,5 @@ def test_blocked_kernel_matches_the_equations_cell_by_cell():
     np.testing.assert_array_max_ulp(socs3, r_ref, maxulp=1)
     assert np.all(stat3[types == 2] == 0.0) and np.all(stat3[flags > 0] == 0.0)
     assert np.mean(stat3 == s_ref) > 0.99  # agreement is exact but for rare float32 ties
+    decaying = (types == 3) & (flags == 0)
+    assert decaying.sum() > 100 and np.all(stat3[decaying] < stat3_before[decaying])

@@ -148,6 +148,13 @@ def update_stat3(
     # one exp per type, not per cell (7 of the ~40 ns per cell, measured)
     socs3_keep = np.exp(-socs3_decay * dt_min)
     n_types = k_on.shape[0]
+    # types that cannot activate STAT3 (k_on = 0, the default: STAT3 not
+    # modelled for the type) only decay: a = 0, s* = 0, so the exact step is
+    # s exp(-k_off dt), one exp per type -- the same arithmetic as the
+    # general path with a = 0, so the same bits
+    stat3_keep = np.empty(n_types)
+    for t in range(n_types):
+        stat3_keep[t] = math.exp(-(0.0 + k_off[t]) * dt_min)
     n_blocks = (n + STAT3_BLOCK - 1) // STAT3_BLOCK
     for blk in numba.prange(n_blocks):
         lo = blk * STAT3_BLOCK
@@ -165,6 +172,17 @@ def update_stat3(
             if knockout[t]:
                 for j in range(m):
                     s_new[j] = 0.0
+            elif k_on[t] == 0.0:
+                keep = stat3_keep[t]
+                decays = k_off[t] > 0.0
+                for j in range(m):
+                    i = these[j]
+                    s = stat3[i]
+                    if decays:
+                        s = min(1.0, max(0.0, s * keep))
+                    if cell_flags[i] & FLAG_STAT3_KNOCKOUT:
+                        s = 0.0
+                    s_new[j] = s
             else:
                 k_half = socs3_half_max[t]
                 for j in range(m):
