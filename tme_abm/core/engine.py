@@ -117,6 +117,7 @@ class Engine:
         self._mid_threads = 1  # this tick's choice
         #: lagged density (cells per site) of each type's priming type
         self.priming = np.zeros(p.n_types, dtype=np.float64)
+        self._tables_for: tuple[bool, ...] | None = None  # active therapies of self.tables
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
         # act's scratch (about one int32 per site), kept so no tick re-faults it
@@ -156,8 +157,13 @@ class Engine:
 
     # -------------------------------------------------------------- therapies
     def _set_tables(self) -> None:
-        """Per-type tables with the therapies active at the current time."""
+        """Per-type tables with the therapies active at the current time
+        (rebuilt only when the set of active therapies changes)."""
         p = self.params
+        active = tuple(e.active(self.time_min) for e in p.effects)
+        if active == self._tables_for:
+            return
+        self._tables_for = active
         self.tables = effective_tables(
             p.effects,
             self.time_min,
