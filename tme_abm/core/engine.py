@@ -117,6 +117,7 @@ class Engine:
         self._mid_threads = 1  # this tick's choice
         #: lagged density (cells per site) of each type's priming type
         self.priming = np.zeros(p.n_types, dtype=np.float64)
+        self._primed = np.flatnonzero(p.priming_type >= 0)  # types with systemic priming
         self._tables_for: tuple[bool, ...] | None = None  # active therapies of self.tables
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
@@ -356,7 +357,7 @@ class Engine:
         priming densities by one tick (exact for a first-order lag)."""
         p = self.params
         rate = self.tables.recruit_rate.copy()
-        primed = np.flatnonzero(p.priming_type >= 0)
+        primed = self._primed
         if len(primed) == 0:
             return rate
         density = self.counts()[p.priming_type[primed]] / self.n_sites
@@ -412,6 +413,9 @@ class Engine:
     def _recruit(self) -> tuple[int, int]:
         """Recruitment at the vessels (see :func:`recruit`): ``(n, next_id)``."""
         p, c = self.params, self.cells
+        rate = self._primed_recruit_rate()  # advances the priming lag every tick
+        if len(self.vessel_sites) == 0 or not np.any(rate > 0.0):
+            return c.n, c.next_id  # nothing can enter: the kernel would draw nothing
         return recruit(
             c.n,
             p.seed,
@@ -424,7 +428,7 @@ class Engine:
             self.rules,
             p.need_contacts,
             p.n_signals,
-            self._primed_recruit_rate(),
+            rate,
             p.recruit_signal,
             p.recruit_half_max,
             p.recruit_hill,
