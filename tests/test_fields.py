@@ -13,6 +13,7 @@ from tme_abm.core.fields import (
     apply_sources,
     diffuse_decay,
     diffusion_coefficients,
+    field_means,
     field_totals,
     sample_at_sites,
 )
@@ -352,6 +353,19 @@ def test_sample_and_totals():
     np.testing.assert_allclose(field_totals(conc), conc.astype(np.float64).sum(axis=(0, 1, 2)))
     with pytest.raises(IndexError):
         sample_at_sites(conc, np.array([60]), np.empty((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(1, 37, 23, 12), (5, 6, 7, 3), (1, 1, 1, 1)])
+def test_field_means_are_numpys_bit_for_bit(shape):
+    # magnitudes over 12 decades, so that any other summation order rounds
+    # differently (a reversed sum does, for these shapes)
+    rng = np.random.default_rng(7)
+    conc = np.exp(rng.uniform(-14, 14, shape)).astype(np.float32)
+    ref = conc.reshape(-1, shape[-1]).mean(axis=0, dtype=np.float64)
+    assert np.array_equal(field_means(conc), ref)
+    if conc.size > 100:
+        backwards = conc.reshape(-1, shape[-1])[::-1].mean(axis=0, dtype=np.float64)
+        assert not np.array_equal(backwards, ref)  # the test can tell orders apart
 
 
 @pytest.mark.parametrize("shape", [(1, 70, 90), (12, 20, 24)])

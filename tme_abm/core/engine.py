@@ -32,7 +32,12 @@ from scipy.ndimage import distance_transform_edt
 
 from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, colour_count, recruit
 from tme_abm.core.cells import CELL_COLUMNS, CellTable, count_types
-from tme_abm.core.fields import apply_sources, diffuse_decay, diffusion_coefficients
+from tme_abm.core.fields import (
+    apply_sources,
+    diffuse_decay,
+    diffusion_coefficients,
+    field_means,
+)
 from tme_abm.core.lattice import distance_from_point_um, moore_offsets
 from tme_abm.core.params import EngineParams
 from tme_abm.core.random import (
@@ -469,7 +474,7 @@ class Engine:
 
     def field_means(self) -> np.ndarray:
         """Mean concentration of each field over the lattice (ng/mL)."""
-        return self.conc_flat().mean(axis=0, dtype=np.float64)
+        return field_means(self.conc)
 
     def cell_type_grid(self) -> np.ndarray:
         """Lattice of cell-type codes (-1 empty) in the user-facing shape."""

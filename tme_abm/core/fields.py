@@ -56,6 +56,7 @@ __all__ = [
     "apply_sources",
     "diffuse_decay",
     "diffusion_coefficients",
+    "field_means",
     "field_totals",
     "sample_at_sites",
 ]
@@ -516,3 +517,33 @@ def field_totals(conc: np.ndarray) -> np.ndarray:
     if conc.size == 0:
         return np.zeros(nf, dtype=np.float64)
     return _sum_rows(_row_totals(conc.reshape(nz * ny, nx, nf)))
+
+
+@numba.njit(cache=True)
+def _site_order_means(conc_flat: np.ndarray) -> np.ndarray:
+    n, nf = conc_flat.shape
+    acc = np.zeros(nf, dtype=np.float64)
+    for s in range(n):
+        for f in range(nf):
+            acc[f] += conc_flat[s, f]
+    return acc / n
+
+
+def field_means(conc: np.ndarray) -> np.ndarray:
+    """Mean over all voxels of each field, in float64.
+
+    Summed site by site in order, which gives the same bits as numpy's
+    ``conc.reshape(-1, nf).mean(axis=0, dtype=np.float64)`` (tested) at a
+    fifth of its time: numpy's casting reduction along the outer axis took
+    ~0.75 ms per tick for the baseline's 200 x 200 x 12 fields, a tenth of
+    the quick-start run's wall time when recorded every tick.
+
+    Parameters
+    ----------
+    conc
+        float32 C-contiguous ``(nz, ny, nx, nf)``.
+    """
+    nz, ny, nx, nf = _check_conc(conc)
+    if conc.size == 0:
+        return np.full(nf, np.nan)
+    return _site_order_means(conc.reshape(nz * ny * nx, nf))
