@@ -103,7 +103,7 @@ class TMEModel(mesa.Model):
         self.n_ticks = self.params.n_ticks
         self._summary_tick = -1
         self._summary: dict[str, float] = {}
-        self.datacollector = mesa.DataCollector(
+        self.datacollector = SeriesCollector(
             model_reporters={name: partial(_series_value, name) for name in self.series_names()}
         )
         self.datacollector.collect(self)
@@ -153,6 +153,29 @@ class TMEModel(mesa.Model):
             self._summary = out
             self._summary_tick = e.tick
         return self._summary
+
+
+class SeriesCollector(mesa.DataCollector):
+    """Mesa's DataCollector, collecting the model's own series in one pass.
+
+    Mesa's ``collect`` calls each reporter and deep-copies its value: ~4 us
+    per series, 85 series in the baseline, a tenth of the quick-start run's
+    wall time.  The series are plain numbers from one :meth:`TMEModel.summary`,
+    so they are appended as they are.  Anything else (reporters added later,
+    agent reporters) goes through Mesa's own ``collect``.
+    """
+
+    def collect(self, model: mesa.Model) -> None:
+        """Append this tick's value of every series."""
+        ours = isinstance(model, TMEModel) and not (
+            self.agent_reporters or self.agenttype_reporters
+        )
+        summary = model.summary() if ours else {}
+        if not ours or any(name not in summary for name in self.model_reporters):
+            super().collect(model)
+            return
+        for name, values in self.model_vars.items():
+            values.append(summary[name])
 
 
 def _series_value(name: str, model: TMEModel) -> float:
