@@ -519,16 +519,6 @@ def field_totals(conc: np.ndarray) -> np.ndarray:
     return _sum_rows(_row_totals(conc.reshape(nz * ny, nx, nf)))
 
 
-@numba.njit(cache=True)
-def _site_order_means(conc_flat: np.ndarray) -> np.ndarray:
-    n, nf = conc_flat.shape
-    acc = np.zeros(nf, dtype=np.float64)
-    for s in range(n):
-        for f in range(nf):
-            acc[f] += conc_flat[s, f]
-    return acc / n
-
-
 def field_means(conc: np.ndarray) -> np.ndarray:
     """Mean over all voxels of each field, in float64.
 
@@ -546,4 +536,4 @@ def field_means(conc: np.ndarray) -> np.ndarray:
     nz, ny, nx, nf = _check_conc(conc)
     if conc.size == 0:
         return np.full(nf, np.nan)
-    return _site_order_means(conc.reshape(nz * ny * nx, nf))
+    return _sum_rows(conc.reshape(nz * ny * nx, nf)) / (nz * ny * nx)
