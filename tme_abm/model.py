@@ -141,9 +141,10 @@ class TMEModel(mesa.Model):
         if self._summary_tick != self.engine.tick:
             e, p = self.engine, self.params
             out: dict[str, float] = {}
-            for name, v in zip(p.type_names, e.counts(), strict=True):
+            counts = e.counts()
+            for name, v in zip(p.type_names, counts, strict=True):
                 out[f"count_{name}"] = int(v)
-            for name, v in zip(p.type_names, e.mean_stat3(), strict=True):
+            for name, v in zip(p.type_names, e.mean_stat3(counts), strict=True):
                 out[f"stat3_mean_{name}"] = float(v)
             for name, v in zip(p.field_names, e.field_means(), strict=True):
                 out[f"field_mean_{name}"] = float(v)

@@ -463,12 +463,14 @@ class Engine:
         with threads_for(c.n, "cells", self._mid_threads):
             return count_types(c.type, c.n, self.params.n_types)
 
-    def mean_stat3(self) -> np.ndarray:
-        """Mean STAT3 activation of each type (NaN where a type is absent)."""
+    def mean_stat3(self, counts: np.ndarray | None = None) -> np.ndarray:
+        """Mean STAT3 activation of each type (NaN where a type is absent);
+        ``counts``: this tick's :meth:`counts`, if the caller has them."""
         c = self.cells
         nt = self.params.n_types
         total = np.bincount(c.type[: c.n], weights=c.stat3[: c.n], minlength=nt)
-        counts = self.counts()
+        if counts is None:
+            counts = self.counts()
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
 
