@@ -396,9 +396,11 @@ COMPARISONS = (
     Comparison("ko_tumour", "baseline", "cd8_infiltration", "higher",
                "Wang T 2004 Nat Med (doi:10.1038/nm976)"),
     Comparison("inhibitor_anti_pd1", "stat3_inhibitor", "final_tumour", "lower",
-               "combination better than STAT3 inhibition alone (BIOLOGY.md; CL 2018)"),
+               "combination better than STAT3 inhibition alone (CL 2018: Wang Y 2018 Cancer Lett, "
+               "doi:10.1016/j.canlet.2017.12.003)"),
     Comparison("inhibitor_anti_pd1", "anti_pd1", "final_tumour", "lower",
-               "combination better than anti-PD-1 alone (BIOLOGY.md; CL 2018)"),
+               "combination better than anti-PD-1 alone (CL 2018: Wang Y 2018 Cancer Lett, "
+               "doi:10.1016/j.canlet.2017.12.003)"),
 )
 
 def standin_arms(baseline: Path = REPO / "scenarios/baseline.toml") -> tuple[Arm, ...]:
