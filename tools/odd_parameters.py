@@ -11,7 +11,7 @@ TOML text of every file it is composed from is read line by line to pick up the
 trailing ``# comment`` of each ``key = value`` line, of each element line of a
 multi-line array (STAT3 ``inputs``) and of each ``[[table]]`` header, plus the
 comment block directly above a table.  Those comments carry the sources of the
-values (``# 48 h doubling (BIO: 1-2 days)``), and appear in a ``source``
+values (``# apoptosis, PhysiCell default cancer cell``), and appear in a ``source``
 column.  The output is Markdown: domain, fields, base behaviours per cell
 type, STAT3 parameters and inputs, the STAT3 inhibitor, the rules, groups,
 placements, vessels, the scenario's own therapies, and, for every other
