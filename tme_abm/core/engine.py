@@ -2,7 +2,8 @@
 
 :class:`Engine` owns the cell table, the field array and the vessel sites,
 builds the initial state from :class:`~tme_abm.core.params.EngineParams`, and
-advances one tick in the order of DESIGN.md:
+advances one tick in this order (described for users in ``docs/ODD.md``,
+section 3, "Process overview and scheduling"):
 
 0. therapies: rebuild the per-type tables for the therapies active now,
    run this tick's one-off events (transfers, depletions), let dosed drugs

@@ -1,7 +1,7 @@
 """Write one simulation run to one HDF5 run file.
 
-The job of this module is the *writing* side of the run-file format (DESIGN.md,
-"The run file"): a :class:`RunLayout` says what a run will contain, and a
+The job of this module is the *writing* side of the run-file format (described
+for users in ``docs/run_file.md``): a :class:`RunLayout` says what a run will contain, and a
 :class:`RunWriter` creates ``<path>.partial``, appends snapshots, per-tick time
 series and the latest checkpoint, flushes after every snapshot, and renames the
 file to ``<path>`` when the run completes.

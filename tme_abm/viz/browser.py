@@ -1,7 +1,9 @@
 """Serving the page and driving it in a headless browser (for tests and tools).
 
-Uses Debian's Chromium through Playwright without downloading a browser; the
-flags keep Chromium off the network (see PITFALLS.md).
+Uses Debian's Chromium (``/usr/bin/chromium``) through Playwright, so
+``playwright install`` (which downloads a browser, impossible offline) is never
+needed; the flags turn off background networking, component updates and sync,
+so Chromium makes no network requests of its own and works on an offline node.
 """
 
 from __future__ import annotations
