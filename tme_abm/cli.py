@@ -1,5 +1,8 @@
 """The ``tme-abm`` command: run, validate, inspect, sweep, sensitivity, plot, movie,
-viz.
+viz, bench, scenarios, init.
+
+``run``, ``validate``, ``viz`` and ``sweep`` take a file or, when no such file
+exists, the name of a shipped example (``tme-abm scenarios`` lists them).
 
 Bad input (an invalid scenario, an unreadable run file, an existing output
 without ``--force``) prints one line per problem on stderr and exits with
@@ -35,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario and write its HDF5 run file")
-    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("scenario", type=Path,
+                     help="scenario TOML file, or a shipped scenario's name (tme-abm scenarios)")
     run.add_argument("--out", type=Path, help="run file (default: output/<scenario name>.h5)")
     run.add_argument("--seed", type=int, help="random seed (overrides the scenario's)")
     run.add_argument(
@@ -46,14 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     val = sub.add_parser("validate", help="check a scenario file without running it")
-    val.add_argument("scenario", type=Path)
+    val.add_argument("scenario", type=Path, help="scenario TOML file or shipped name")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     ins = sub.add_parser("inspect", help="summarise a run file")
     ins.add_argument("run", type=Path, help="run file (.h5 or .h5.partial)")
 
     sw = sub.add_parser("sweep", help="run a parameter sweep / replicates into a folder")
-    sw.add_argument("sweep", type=Path, help="sweep TOML file (see scenarios/sweeps/)")
+    sw.add_argument("sweep", type=Path,
+                    help="sweep TOML file, or a shipped sweep's name (tme-abm scenarios)")
     sw.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     sw.add_argument("--out", type=Path, help="folder (default output/sweeps/<name>)")
     sw.add_argument(
@@ -94,9 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     movie.add_argument("--quiet", action="store_true", help="no progress bar")
 
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
-    viz.add_argument("scenario", type=Path, nargs="?", help="scenario (default: baseline)")
+    viz.add_argument("scenario", type=Path, nargs="?",
+                     help="scenario file or shipped name (default: baseline)")
     viz.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     viz.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+
+    sub.add_parser("scenarios", help="list the shipped scenarios and sweeps")
+    init = sub.add_parser(
+        "init", help="copy a shipped scenario or sweep (and the files it extends) to edit"
+    )
+    init.add_argument("name", metavar="NAME", help="a name listed by tme-abm scenarios")
+    init.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="DIR",
+                      help="folder to copy into (default: the current one); "
+                      "existing files are never replaced")
 
     from tme_abm.benchmark.command import add_arguments as add_bench_arguments  # cheap import
 
@@ -367,6 +382,64 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+#: Commands whose file argument may be a shipped name: command -> (attribute, kind).
+_NAMED_INPUTS = {
+    "run": ("scenario", "scenario"),
+    "validate": ("scenario", "scenario"),
+    "viz": ("scenario", "scenario"),
+    "sweep": ("sweep", "sweep"),
+}
+
+
+def _resolve_names(args: argparse.Namespace) -> str | None:
+    """Replace a shipped scenario's or sweep's name by its file (an existing
+    path wins); return an error for a missing path that names a shipped file."""
+    from tme_abm.scenario import library
+
+    attr, kind = _NAMED_INPUTS[args.command]
+    given: Path | None = getattr(args, attr)
+    if given is None or given.exists():
+        return None
+    found = library.resolve(given, kind)
+    if found != given:
+        setattr(args, attr, found)
+        return None
+    if library.find(given.name, kind) is not None:
+        return (f"{given}: no such file; the shipped {kind} {given.stem!r} is named without "
+                f"a folder: tme-abm {args.command} {given.stem} (see tme-abm scenarios)")
+    return None
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from tme_abm.scenario import library
+
+    items = library.examples()
+    width = max(len(e.name) for e in items)
+    for kind, title in (("scenario", "scenarios (tme-abm run NAME)"),
+                        ("sweep", "sweeps (tme-abm sweep NAME)")):
+        print(f"{title}:")
+        for e in (e for e in items if e.kind == kind):
+            print(f"  {e.name:<{width}}  {e.description}")
+    print(f"copy one to edit with: tme-abm init NAME [DIR]  (files in {library.examples_dir()})")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from tme_abm.scenario import library
+
+    try:
+        written = library.copy_example(args.name, args.dir)
+    except library.ExampleError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write into {args.dir}: {exc}")
+    for path in written:
+        print(f"wrote {path}")
+    command = "run" if library.find(args.name, "scenario") is not None else "sweep"
+    print(f"edit it, then: tme-abm {command} {written[0]}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tme_abm.benchmark.command import main as bench_main
 
@@ -376,6 +449,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tme-abm`` command; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command in _NAMED_INPUTS and (problem := _resolve_names(args)):
+        return _fail(problem)
     handlers = {
         "run": _cmd_run,
         "validate": _cmd_validate,
@@ -386,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": _cmd_sweep,
         "sensitivity": _cmd_sensitivity,
         "bench": _cmd_bench,
+        "scenarios": _cmd_scenarios,
+        "init": _cmd_init,
     }
     try:
         return handlers[args.command](args)

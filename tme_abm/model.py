@@ -24,10 +24,11 @@ from tme_abm.scenario import (
     compile_scenario,
     load_scenario,
 )
+from tme_abm.scenario.library import examples_dir
 from tme_abm.scenario.load import toml_value
 
-#: The scenario used when none is named.
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
+#: The scenario used when none is named (shipped with the package).
+DEFAULT_SCENARIO = examples_dir() / "baseline.toml"
 
 
 def _as_seed(value: Any) -> int | None:
@@ -56,7 +57,7 @@ class TMEModel(mesa.Model):
     ----------
     scenario
         A scenario file path, a :class:`LoadedScenario` or a :class:`Scenario`
-        (default: ``scenarios/baseline.toml``).
+        (default: the shipped ``baseline`` scenario).
     seed
         Overrides the scenario's seed.  ``rng`` is accepted as a synonym so that
         Mesa's tooling, which passes ``rng``, works.

@@ -1,7 +1,7 @@
 """Field-solver throughput: :func:`tme_abm.core.fields.diffuse_decay` on 8 fields.
 
 The diffusion numbers and decay rates are those of the first eight fields of
-``scenarios/baseline.toml`` (20 µm sites, 5 min steps), all with no-flux
+the shipped ``baseline.toml`` (20 µm sites, 5 min steps), all with no-flux
 boundaries, on a random float32 ``conc`` array.  Throughput is counted in
 field-voxel updates per second: ``nz * ny * nx * nf`` per step over seconds
 per step.

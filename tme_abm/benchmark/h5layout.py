@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from tme_abm.benchmark.timing import median
+from tme_abm.scenario.library import examples_dir
 
 __all__ = [
     "READ_PATTERNS",
@@ -53,7 +54,6 @@ __all__ = [
     "measure_layouts",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 #: Read patterns timed for every candidate, in table order: ``snapshot`` the
 #: lattice and every field at the last time; ``zslice`` one z plane of one
 #: field at one time (3D only); ``window`` a 64 x 64 (y, x) window of one
@@ -673,7 +673,7 @@ def engine_snapshots(
     Parameters
     ----------
     scenario
-        A scenario file, e.g. ``scenarios/large.toml``.
+        A scenario file, e.g. the shipped ``large.toml``.
     shape
         Lattice shape to run on (replaces ``domain.shape``).
     ticks
@@ -895,7 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shape, ticks = tuple(min(s, 96 if len(shape) == 2 else 32) for s in shape), 4
         if args.ticks is not None:
             ticks = args.ticks
-        data = engine_snapshots(REPO / "scenarios" / name, shape, ticks)
+        data = engine_snapshots(examples_dir() / name, shape, ticks)
         print(f"\n## {dims}: {data.source}\n", flush=True)
         cands = default_candidates(shape)
         if args.quick:

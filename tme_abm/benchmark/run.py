@@ -500,7 +500,7 @@ def run_bench(
             "24 B in 3D); ratio = that / STREAM triad at the same thread count",
             "cell_steps": "mean cells at the start of the timed ticks / median seconds per tick",
             "value": "headline value = best over thread counts",
-            "baseline": "scenarios/baseline.toml on a square lattice whose central tumour "
+            "baseline": "the shipped baseline.toml on a square lattice whose central tumour "
             "disc covers half of it; all of the baseline's fields and rules (12 fields: "
             "overrides cannot remove fields, so the issue's 8-field tick target is measured "
             "with 12)",

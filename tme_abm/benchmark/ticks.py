@@ -1,7 +1,7 @@
 """Whole ticks of the baseline biology at a chosen number of cells, the
 state each cell costs, and run-file write throughput.
 
-:func:`baseline_at` loads ``scenarios/baseline.toml`` with ``--set``-style
+:func:`baseline_at` loads the shipped ``baseline.toml`` with ``--set``-style
 overrides that make a square lattice whose central tumour disc holds most of
 the wanted cells (the disc covers :data:`TUMOUR_FILL` of the lattice; the
 baseline's resident immune cells are placed everywhere at their usual
@@ -25,8 +25,9 @@ import numpy as np
 
 from tme_abm.benchmark.timing import median
 from tme_abm.scenario import LoadedScenario, load_scenario
+from tme_abm.scenario.library import examples_dir
 
-BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
+BASELINE = examples_dir() / "baseline.toml"
 #: Fraction of the lattice inside the tumour disc.
 TUMOUR_FILL = 0.5
 #: The lattice is sized for this many times the wanted cells.

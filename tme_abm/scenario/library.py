@@ -219,9 +219,10 @@ def copy_example(name: str, dest: str | Path = ".") -> list[Path]:
     The files it ``extends`` (for a sweep: the scenarios it names, and what
     they extend) are copied too, keeping the shipped layout (a sweep goes into
     ``dest/sweeps/``), so the copy runs on its own and its relative paths
-    still hold.  Nothing is overwritten: a file already in ``dest`` with the
-    same content is left as it is; any other existing file stops the copy
-    before anything is written.
+    still hold.  Nothing is overwritten: if the file itself already exists in
+    ``dest``, or a file it needs exists there with other content, nothing is
+    copied; a needed file already there with the same content (from an
+    earlier copy) is left as it is.
 
     Parameters
     ----------
@@ -257,11 +258,12 @@ def copy_example(name: str, dest: str | Path = ".") -> list[Path]:
     for src in _dependencies(path, kind):
         target = dest / src.relative_to(root)
         if target.exists() or target.is_symlink():
-            if target.is_file() and target.read_bytes() == src.read_bytes():
-                continue
-            what = "the file to copy" if src == path.resolve() else f"needed by {name}"
+            main = src == path.resolve()
+            if not main and target.is_file() and target.read_bytes() == src.read_bytes():
+                continue  # an identical copy of a base, e.g. from an earlier init
+            what = "" if main else f", with other content than the {src.name} {name} needs"
             raise ExampleError(
-                f"{target} already exists ({what}); nothing was copied: "
+                f"{target} already exists{what}; nothing was copied: "
                 "choose another folder or move that file away"
             )
         plan.append((src, target))
