@@ -173,3 +173,171 @@ def test_dask_local_cluster_gives_the_same_summary(tmp_path):
         b = np.array([dask[run_id][k] for k in keys], dtype=float)
         assert np.array_equal(a, b, equal_nan=True), run_id
     assert {row["threads"] for row in dask.values()} == {1}
+
+
+# --- run ids, folder conflicts, locks and orphans (hardening) -------------------------
+
+
+def _two_tiny_copies(tmp_path):
+    """Two different scenario files that share the stem 'tiny'."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        text = TINY.read_text().replace('name = "tiny"', f'name = "tiny_{sub}"')
+        (tmp_path / sub / "tiny.toml").write_text(text)
+
+
+
+def test_scenarios_with_the_same_file_name_get_distinct_runs(tmp_path):
+    _two_tiny_copies(tmp_path)
+    overrides = "\n".join(f'"{k}" = {_v(v)}' for k, v in SHORT.items())
+    sweep = tmp_path / "two.toml"
+    sweep.write_text('name = "two"\nscenarios = ["a/tiny.toml", "b/tiny.toml"]\n'
+                     f'replicates = 1\nentropy = 1\n[overrides]\n{overrides}\n')
+    _, specs = parse_sweep_file(sweep)
+    assert [s.run_id for s in specs] == ["a_tiny-p0000-r000", "b_tiny-p0000-r000"]
+    rows, out = run_sweep(sweep, tmp_path / "out", progress=False)
+    summary = read_summary(out)
+    assert [r["run_id"] for r in summary] == ["a_tiny-p0000-r000", "b_tiny-p0000-r000"]
+    assert [r["scenario"] for r in summary] == ["a_tiny", "b_tiny"]
+    import h5py
+
+    names = set()
+    for r in summary:
+        with h5py.File(r["file"]) as f:
+            names.add(f.attrs["scenario_name"])
+    assert names == {"tiny_a", "tiny_b"}  # both runs kept, neither overwrote the other
+
+
+def test_scenario_labels_are_unique_and_independent_of_location():
+    from tme_abm.batch.plan import scenario_labels
+
+    assert scenario_labels(["../baseline.toml", "ko.toml"]) == ["baseline", "ko"]
+    assert scenario_labels(["a/tiny.toml", "b/tiny.toml"]) == ["a_tiny", "b_tiny"]
+    assert scenario_labels(["x/a/t.toml", "y/a/t.toml", "t.toml"]) == ["x_a_t", "y_a_t", "t"]
+    # folder names alone cannot separate these: their position does
+    labels = scenario_labels(["a b/t.toml", "a_b/t.toml"])
+    assert len(set(labels)) == 2 and all(" " not in x for x in labels)
+
+
+def test_same_scenario_listed_twice_is_refused(tmp_path):
+    sweep = tmp_path / "twice.toml"
+    sweep.write_text(f'name = "t"\nscenarios = ["{TINY.as_posix()}", "{TINY.as_posix()}"]\n')
+    with pytest.raises(ScenarioError, match="listed more than once"):
+        parse_sweep_file(sweep)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "..."])
+def test_sweep_name_that_escapes_its_folder_is_refused(tmp_path, name):
+    path = write_sweep(tmp_path, *GRID, name="n")
+    path.write_text(path.read_text().replace('name = "n"', f'name = "{name}"'))
+    proc = subprocess.run([sys.executable, "-m", "tme_abm", "sweep", str(path)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "name" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "output").exists()
+
+
+def test_a_different_sweep_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "out"
+    first = write_sweep(tmp_path, *GRID, replicates=1, name="s")
+    run_sweep(first, out, progress=False)
+    before = {p.name: p.read_bytes() for p in (out / "runs").iterdir()}
+    # same name and run ids, other entropy: every run would get another seed
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    second = write_sweep(other_dir, *GRID, replicates=1, name="s")
+    second.write_text(second.read_text().replace("entropy = 42", "entropy = 43"))
+    proc = subprocess.run([sys.executable, "-m", "tme_abm", "sweep", str(second),
+                           "--out", str(out), "--workers", "1", "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "holds results of another sweep" in proc.stderr and "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in (out / "runs").iterdir()} == before
+    assert (out / "sweep.toml").read_text() == first.read_text()
+
+
+def test_a_changed_scenario_file_does_not_overwrite_its_old_runs(tmp_path):
+    from tme_abm.batch.sweep import SweepConflictError
+
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(TINY.read_text())
+    overrides = "\n".join(f'"{k}" = {_v(v)}' for k, v in SHORT.items())
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'name = "s"\nscenarios = ["tiny.toml"]\n[overrides]\n{overrides}\n')
+    run_sweep(sweep, tmp_path / "out", progress=False)
+    run_file = tmp_path / "out" / "runs" / "tiny-p0000-r000.h5"
+    old = run_file.read_bytes()
+    scenario.write_text(TINY.read_text().replace("seed = 7", "seed = 8"))
+    with pytest.raises(SweepConflictError, match="another scenario text"):
+        run_sweep(sweep, tmp_path / "out", progress=False)
+    assert run_file.read_bytes() == old
+
+
+def test_a_live_sweep_folder_is_locked(tmp_path):
+    from tme_abm.batch.guard import FolderBusyError, FolderLock
+
+    with FolderLock(tmp_path / "out"):
+        with pytest.raises(FolderBusyError, match="in use by another sweep"):
+            FolderLock(tmp_path / "out").__enter__()
+        path = write_sweep(tmp_path, *GRID, replicates=1)
+        proc = subprocess.run([sys.executable, "-m", "tme_abm", "sweep", str(path),
+                               "--out", str(tmp_path / "out"), "--quiet"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "in use by another sweep" in proc.stderr
+        assert f"pid {__import__('os').getpid()}" in proc.stderr
+    with FolderLock(tmp_path / "out"):  # released on exit
+        pass
+
+
+def _children(pid):
+    """PIDs whose parent is ``pid`` (Linux /proc)."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killing_a_sweep_kills_its_workers_and_a_rerun_finishes(tmp_path):
+    path = write_sweep(tmp_path, *GRID, replicates=4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tme_abm", "sweep", str(path), "--out", str(out),
+           "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            log = out / "sweep.log"
+            if log.exists() and log.read_text().count(": ok") >= 1:
+                break
+            time.sleep(0.2)
+        workers = [p for p in _children(proc.pid) if _alive(p)]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert workers, "the pool had no live workers to check"
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "workers outlived their sweep"
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    summary = read_summary(out)
+    assert {r["status"] for r in summary} <= {"ok", "reused"} and len(summary) == 8

@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from scipy.stats import qmc
 
 from tme_abm.scenario.load import ScenarioError, read_toml, toml_value
@@ -91,6 +99,18 @@ class Sweep(_Strict):
     parameters: list[Parameter] = []
     overrides: dict[str, Any] = {}
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, name: str) -> str:
+        # The name becomes output/sweeps/<name>: "." or ".." would put the
+        # sweep's files (summary.csv, runs/) into output/sweeps or output/.
+        if set(name) == {"."}:
+            raise ValueError(
+                f"{name!r} is not a folder name: use letters, digits, '_', '-' or '.' "
+                "(not only dots)"
+            )
+        return name
+
     @model_validator(mode="after")
     def _design_fits(self) -> Sweep:
         for k, p in enumerate(self.parameters):
@@ -131,6 +151,7 @@ class RunSpec:
 
     run_id: str
     scenario: Path
+    label: str  # the scenario's label in run ids and the summary (see scenario_labels)
     point: int  # index of the parameter point
     replicate: int
     seed: int
@@ -203,29 +224,71 @@ def saltelli_unit(design: Design, n_parameters: int) -> np.ndarray:
     )
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def scenario_labels(scenarios: list[str]) -> list[str]:
+    """A distinct, file-name-safe label for each scenario of a sweep.
+
+    ``scenarios`` are the paths as the sweep file writes them.  The label is
+    the file's stem (``baseline``) when that is unique in the sweep;
+    scenarios whose stems collide (``a/tiny.toml``, ``b/tiny.toml``) are told
+    apart by as many of their folder names as it takes (``a_tiny``,
+    ``b_tiny``), and, should that still not separate them, by their position
+    in the list (``tiny-s0``).  Labels depend only on the sweep file's text,
+    not on where it lies, so a sweep folder's copy of the file gives the same
+    labels.  Run ids and run-file names start with the label, so two
+    scenarios never share a run file.
+    """
+    parts = []
+    for s in scenarios:
+        p = PurePosixPath(s.replace("\\", "/"))
+        names = [x for x in p.parent.parts if x not in ("/", ".", "..")]
+        parts.append([_UNSAFE.sub("_", x) for x in (*names, p.stem)])
+    depth = [1] * len(parts)
+    while True:
+        labels = ["_".join(ps[-d:]) for ps, d in zip(parts, depth, strict=True)]
+        clashes = [k for k, lab in enumerate(labels) if labels.count(lab) > 1]
+        grown = False
+        for k in clashes:
+            if depth[k] < len(parts[k]):
+                depth[k] += 1
+                grown = True
+        if not clashes or not grown:
+            break
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab}-s{k}" if labels.count(lab) > 1 else lab
+                  for k, lab in enumerate(labels)]
+    return labels
+
+
 def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     """Every run: scenarios x design points x replicates, with spawned seeds.
 
     Seeds come from ``SeedSequence(entropy).spawn(n_runs)`` in this fixed order,
-    so the same sweep file always gives the same seed to the same run.
+    so the same sweep file always gives the same seed to the same run.  Run
+    ids are ``<label>-pNNNN-rNNN`` with the labels of :func:`scenario_labels`,
+    unique within the sweep.
     """
     base = Path(sweep_path).parent
+    paths = [(base / scenario).resolve() for scenario in sweep.scenarios]
+    labels = scenario_labels(sweep.scenarios)
     points = design_points(sweep)
     fixed = tuple(f"{k}={toml_value(v)}" for k, v in sweep.overrides.items())
     n = len(sweep.scenarios) * len(points) * sweep.replicates
     children = np.random.SeedSequence(sweep.entropy).spawn(n)
     runs = []
     k = 0
-    for scenario in sweep.scenarios:
-        path = (base / scenario).resolve()
+    for path, label in zip(paths, labels, strict=True):
         for i, point in enumerate(points):
             varied = tuple(f"{key}={toml_value(v)}" for key, v in point.items())
             for r in range(sweep.replicates):
                 seed = int(children[k].generate_state(1, dtype=np.uint32)[0])
                 runs.append(
                     RunSpec(
-                        run_id=f"{path.stem}-p{i:04d}-r{r:03d}",
+                        run_id=f"{label}-p{i:04d}-r{r:03d}",
                         scenario=path,
+                        label=label,
                         point=i,
                         replicate=r,
                         seed=seed,
@@ -234,6 +297,8 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
                     )
                 )
                 k += 1
+    if len({r.run_id for r in runs}) != len(runs):  # scenario_labels makes this impossible
+        raise AssertionError("sweep plan with duplicate run ids")
     return runs
 
 
@@ -243,6 +308,14 @@ def parse_sweep_file(path: str | Path) -> tuple[Sweep, list[RunSpec]]:
     missing = [s for s in sweep.scenarios if not (Path(path).parent / s).exists()]
     if missing:
         raise ScenarioError(str(path), [("scenarios", f"no such file: {m}") for m in missing])
+    resolved = [(Path(path).parent / s).resolve() for s in sweep.scenarios]
+    twice = sorted({s for s, r in zip(sweep.scenarios, resolved, strict=True)
+                    if resolved.count(r) > 1})
+    if twice:
+        raise ScenarioError(str(path), [(
+            "scenarios",
+            f"{s} is listed more than once (the same file); use replicates = N for more runs",
+        ) for s in twice])
     return sweep, plan_runs(sweep, path)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tme_abm.batch.plan import Sweep, design_points, load_sweep
+from tme_abm.batch.plan import Sweep, design_points, load_sweep, scenario_labels
 
 #: Run statuses in ``summary.csv`` whose outputs can be used.
 DONE = ("ok", "reused")
@@ -50,7 +50,7 @@ def _default_outputs(summary: pd.DataFrame) -> list[str]:
 
 def _check_done(summary: pd.DataFrame, sweep: Sweep, n_points: int) -> None:
     """Every (scenario, point, replicate) must have a finished run."""
-    stems = [Path(s).stem for s in sweep.scenarios]
+    stems = scenario_labels(sweep.scenarios)
     expected = {
         (s, p, r) for s in stems for p in range(n_points) for r in range(sweep.replicates)
     }
@@ -223,7 +223,7 @@ def sobol_indices(
         "bounds": [[float(p.low), float(p.high)] for p in params],
     }
     rows: list[dict] = []
-    for scenario in dict.fromkeys(Path(s).stem for s in sweep.scenarios):
+    for scenario in scenario_labels(sweep.scenarios):
         runs = summary[summary["scenario"].astype(str) == scenario]
         values = runs[names].apply(pd.to_numeric, errors="coerce")
         # a NaN replicate makes its point NaN, and the output is skipped below

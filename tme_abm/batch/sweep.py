@@ -3,9 +3,12 @@
 ``DIR/runs/<run id>.h5`` holds each run, ``DIR/summary.csv`` one row per run
 (parameters, seed, status, key outputs), ``DIR/sweep.log`` plain progress
 lines, and ``DIR/sweep.toml`` a copy of the sweep file.  Running the same
-sweep again skips runs whose complete file matches (same seed and
-overrides) and retries the others; a failing run records its error and does
-not stop the sweep.  Results do not depend on the executor or the number of
+sweep again skips runs whose complete file matches (same scenario text, seed
+and overrides) and retries the others; a failing run records its error and
+does not stop the sweep.  Nothing is ever overwritten: a folder that holds
+another sweep's results is refused before any run, one sweep at a time may
+write into a folder (:mod:`tme_abm.batch.guard`), and pool workers die with
+the sweep process.  Results do not depend on the executor or the number of
 workers: every run is a pure function of its scenario, overrides and seed.
 """
 
@@ -18,6 +21,7 @@ import os
 import shutil
 import sys
 import time
+import tomllib
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -29,6 +33,7 @@ import numba
 from tqdm import tqdm
 
 from tme_abm.analysis.spatial import SNAPSHOT_METRICS, run_metrics
+from tme_abm.batch.guard import FolderLock, bind_worker_to_parent
 from tme_abm.batch.plan import RunSpec, parse_sweep_file
 
 #: Key outputs in the summary: first from each run file's time series (last
@@ -67,19 +72,35 @@ def _timeseries_outputs(path: str | Path) -> dict[str, float]:
         }
 
 
-def _is_done(path: Path, spec: RunSpec) -> bool:
-    if not path.is_file():
-        return False
+def _scenario_text(spec: RunSpec) -> str | None:
+    """The scenario text a run file of ``spec`` records (None if it cannot load)."""
+    from tme_abm.scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(spec.scenario).text
+    except ScenarioError:
+        return None
+
+
+def _run_file_state(path: Path, spec: RunSpec, text: str | None) -> str:
+    """What ``path`` holds for ``spec``: "missing", "done" (a complete run of
+    this very scenario text, seed and overrides), or why it is another run."""
+    if not path.exists():
+        return "missing"
     try:
         with h5py.File(path, "r") as f:
             a = f.attrs
-            return (
-                int(a.get("complete", 0)) == 1
-                and int(a.get("seed", -1)) == spec.seed
-                and str(a.get("overrides", "")) == "\n".join(spec.overrides)
-            )
-    except (OSError, ValueError, TypeError):
-        return False
+            if int(a.get("complete", 0)) != 1:
+                return "an incomplete run file"
+            if int(a.get("seed", -1)) != spec.seed:
+                return f"a run with seed {int(a.get('seed', -1))}, not {spec.seed}"
+            if str(a.get("overrides", "")) != "\n".join(spec.overrides):
+                return "a run with other overrides"
+            if text is not None and str(a.get("scenario", "")) != text:
+                return "a run of another scenario text (the scenario file changed since)"
+            return "done"
+    except (OSError, ValueError, TypeError) as exc:
+        return f"a file that cannot be read as a run file ({type(exc).__name__})"
 
 
 def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
@@ -90,7 +111,9 @@ def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
     threads per worker the workers oversubscribe the cores, and a parallel
     region that waits for a descheduled thread ran ~3x slower (measured on 2
     cores with the other core busy).  ``row["threads"]`` records the count.
+    A run file that holds another run is never replaced: the row fails.
     """
+    from tme_abm.io import partial_path_for
     from tme_abm.runner import run_scenario
     from tme_abm.scenario import load_scenario
 
@@ -104,12 +127,17 @@ def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
     }
     start = time.perf_counter()
     try:
-        if _is_done(path, spec):
+        loaded = load_scenario(spec.scenario, spec.overrides)
+        state = _run_file_state(path, spec, loaded.text)
+        if state == "done":
             row["status"] = "reused"
-        else:
-            loaded = load_scenario(spec.scenario, spec.overrides)
-            run_scenario(loaded, path, seed=spec.seed, force=True, progress=False)
+        elif state == "missing":
+            # a leftover .partial is this run slot's own interrupted attempt
+            partial_path_for(path).unlink(missing_ok=True)
+            run_scenario(loaded, path, seed=spec.seed, force=False, progress=False)
             row["status"] = "ok"
+        else:
+            raise FileExistsError(f"{path} holds {state}; it is left as it is")
         row.update(outputs_of(path))
     except Exception as exc:  # recorded in the summary, the sweep goes on
         row["status"] = "failed"
@@ -117,6 +145,54 @@ def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
         row["traceback"] = traceback.format_exc()
     row["wall_s"] = round(time.perf_counter() - start, 3)
     return row
+
+
+class SweepConflictError(ValueError):
+    """The sweep folder holds results that this sweep would overwrite or drop."""
+
+    def __init__(self, folder: Path, problems: list[str]) -> None:
+        self.folder = folder
+        self.problems = problems
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10
+                                 else [])
+        super().__init__(
+            f"{folder} holds results of another sweep, which this one would overwrite or "
+            "drop; nothing was run. Give this sweep another --out folder (or name), or move "
+            "the old results away:\n" + "\n".join(f"  {p}" for p in shown)
+        )
+
+
+def _conflicts(sweep_path: Path, out: Path, specs: list[RunSpec]) -> list[str]:
+    """Results in ``out`` that running ``specs`` would overwrite or drop."""
+    problems = []
+    copy = out / "sweep.toml"
+    if copy.is_file() and sweep_path.resolve() != copy.resolve():
+        try:
+            same = tomllib.loads(copy.read_text(encoding="utf-8")) == tomllib.loads(
+                sweep_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            same = False
+        if not same:
+            problems.append(f"{copy} is a different sweep file than {sweep_path}")
+    planned = {s.run_id for s in specs}
+    summary = out / "summary.csv"
+    if summary.is_file():
+        with summary.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("run_id") not in planned and row.get("status") in ("ok", "reused"):
+                    problems.append(f"summary.csv lists run {row.get('run_id')}, which this "
+                                    "sweep does not plan")
+    texts: dict[Path, str | None] = {}
+    for spec in specs:
+        path = out / "runs" / f"{spec.run_id}.h5"
+        if not path.exists():
+            continue
+        if spec.scenario not in texts:
+            texts[spec.scenario] = _scenario_text(spec)
+        state = _run_file_state(path, spec, texts[spec.scenario])
+        if state not in ("done", "missing"):
+            problems.append(f"runs/{path.name} holds {state}")
+    return problems
 
 
 def _columns(params: Iterable[str]) -> list[str]:
@@ -132,7 +208,7 @@ def write_summary(path: Path, specs: list[RunSpec], rows: dict[str, dict[str, An
         w = csv.DictWriter(fh, fieldnames=_columns(params), extrasaction="ignore")
         w.writeheader()
         for s in specs:
-            row = {"run_id": s.run_id, "scenario": s.scenario.stem, "point": s.point,
+            row = {"run_id": s.run_id, "scenario": s.label, "point": s.point,
                    "replicate": s.replicate, "seed": s.seed, **s.params,
                    "status": "pending", **rows.get(s.run_id, {})}
             w.writerow(row)
@@ -168,12 +244,37 @@ def run_sweep(
     ------
     tme_abm.scenario.ScenarioError
         If the sweep file or a scenario it names is invalid (before any run).
+    tme_abm.batch.guard.FolderBusyError
+        If another live sweep (or its workers) is writing into the folder.
+    SweepConflictError
+        If the folder holds results of another sweep (a different sweep file,
+        or run files of other seeds, overrides or scenario text) that this one
+        would overwrite or drop from its summary; nothing is run or written.
     """
     sweep, specs = parse_sweep_file(sweep_path)
     out = Path(out_dir) if out_dir is not None else Path("output") / "sweeps" / sweep.name
+    with FolderLock(out):
+        return _run_locked(Path(sweep_path), out, sweep.name, specs, workers=workers,
+                           executor=executor, progress=progress, log=log)
+
+
+def _run_locked(
+    sweep_path: Path,
+    out: Path,
+    name: str,
+    specs: list[RunSpec],
+    *,
+    workers: int,
+    executor: Executor | None,
+    progress: bool | None,
+    log: Callable[[str], None] | None,
+) -> tuple[dict[str, dict[str, Any]], Path]:
+    problems = _conflicts(sweep_path, out, specs)
+    if problems:
+        raise SweepConflictError(out, problems)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    if Path(sweep_path).resolve() != (out / "sweep.toml").resolve():
+    if sweep_path.resolve() != (out / "sweep.toml").resolve():
         shutil.copyfile(sweep_path, out / "sweep.toml")
     rows: dict[str, dict[str, Any]] = {}
     summary = out / "summary.csv"
@@ -189,9 +290,9 @@ def run_sweep(
             if log is not None:
                 log(line)
 
-        say(f"sweep {sweep.name}: {len(specs)} runs, {workers} worker(s), into {out}")
+        say(f"sweep {name}: {len(specs)} runs, {workers} worker(s), into {out}")
         bar = tqdm(total=len(specs), unit="run", file=sys.stderr, dynamic_ncols=True,
-                   disable=None if progress is None else not progress, desc=sweep.name)
+                   disable=None if progress is None else not progress, desc=name)
 
         def record(row: dict[str, Any]) -> None:
             rows[row["run_id"]] = row
@@ -206,14 +307,20 @@ def run_sweep(
                 for spec in specs:
                     record(run_one(spec, str(runs_dir)))
             else:
-                pool = executor or ProcessPoolExecutor(max_workers=workers)
+                pool = executor or ProcessPoolExecutor(
+                    max_workers=workers, initializer=bind_worker_to_parent,
+                    initargs=(os.getpid(), str(out)),
+                )
+                finished = False
                 try:
                     futures = {pool.submit(run_one, s, str(runs_dir)): s for s in specs}
                     for fut in as_completed(futures):
                         record(fut.result())
+                    finished = True
                 finally:
                     if executor is None:
-                        pool.shutdown()
+                        # interrupted: drop the queued runs instead of running them all
+                        pool.shutdown(wait=True, cancel_futures=not finished)
         failed = sum(r["status"] == "failed" for r in rows.values())
         say(f"done: {len(rows) - failed} ok, {failed} failed; summary in {summary}")
     return rows, out
