@@ -211,8 +211,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import importlib.util
     from contextlib import ExitStack
 
+    from tme_abm.batch.guard import FolderBusyError
     from tme_abm.batch.plan import parse_sweep_file
-    from tme_abm.batch.sweep import run_sweep
+    from tme_abm.batch.sweep import SweepConflictError, run_sweep
     from tme_abm.scenario import ScenarioError
 
     if args.workers < 1:
@@ -235,6 +236,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         try:
             rows, out = run_sweep(args.sweep, args.out, workers=args.workers,
                                   executor=executor, progress=False if args.quiet else None)
+        except (FolderBusyError, SweepConflictError) as exc:
+            return _fail(str(exc))
         except KeyboardInterrupt:
             print("\ntme-abm: interrupted; run the same command again to finish",
                   file=sys.stderr)
