@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from tme_abm.io import read_snapshot
+from tme_abm.scenario.library import examples_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.toml"
@@ -474,7 +475,7 @@ def test_validate_good_file(tmp_path: Path) -> None:
 
 
 def test_validate_baseline(tmp_path: Path) -> None:
-    proc = tme("validate", REPO / "scenarios" / "baseline.toml", cwd=tmp_path)
+    proc = tme("validate", examples_dir() / "baseline.toml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "valid scenario 'baseline'" in proc.stdout
 

@@ -17,11 +17,12 @@ from types import ModuleType
 import pytest
 
 from tme_abm.scenario import load_scenario
+from tme_abm.scenario.library import examples_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "odd_parameters.py"
-BASELINE = REPO / "scenarios" / "baseline.toml"
-SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
+BASELINE = examples_dir() / "baseline.toml"
+SCENARIOS = sorted(examples_dir().glob("*.toml"))
 
 #: Keys whose comments the tables do not carry (presentation, identity).
 NOT_TABULATED = {"label", "colour", "name", "description", "extends"}

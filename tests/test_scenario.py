@@ -25,10 +25,11 @@ from tme_abm.scenario import (
     load_scenario,
     validate_data,
 )
+from tme_abm.scenario.library import examples_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny.toml"
-SCENARIOS = sorted((REPO / "scenarios").glob("*.toml"))
+SCENARIOS = sorted(examples_dir().glob("*.toml"))
 TYPES = "tumour, cd8, cd8_exhausted"
 FIELDS = "il6, chemokine"
 
@@ -520,7 +521,7 @@ def test_overrides_are_validated(override: str, path: str, needle: str) -> None:
 
 
 def test_baseline_validates() -> None:
-    loaded = load_scenario(REPO / "scenarios" / "baseline.toml")
+    loaded = load_scenario(examples_dir() / "baseline.toml")
     sc = loaded.scenario
     assert sc.name == "baseline"
     assert sc.domain.shape == [200, 200]
@@ -529,7 +530,7 @@ def test_baseline_validates() -> None:
 
 
 def test_scenarios_directory_is_not_empty() -> None:
-    assert SCENARIOS, "no scenarios/*.toml found"
+    assert SCENARIOS, f"no *.toml in {examples_dir()}"
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])

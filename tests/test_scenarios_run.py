@@ -1,11 +1,10 @@
-"""Every scenario in scenarios/ runs, and its therapies take effect.
+"""Every shipped scenario runs, and its therapies take effect.
 
 Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days
 (past every therapy's start: the latest is the transfer on day 2), with the
 engine's invariants checked at the end.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from tme_abm.core.behaviours import EV_RECRUIT
 from tme_abm.core.engine import Engine
 from tme_abm.scenario import compile_scenario, load_scenario
+from tme_abm.scenario.library import examples_dir
 
-SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.toml"))
+SCENARIOS = sorted(examples_dir().glob("*.toml"))
 SMALL = ["domain.shape=[50,50]", "domain.duration_days=2.1"]
 SMALL_3D = ["domain.shape=[14,30,30]", "domain.duration_days=2.1"]
 

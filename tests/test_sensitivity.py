@@ -19,8 +19,8 @@ from tme_abm.batch.sensitivity import (
 )
 from tme_abm.cli import main
 from tme_abm.scenario import ScenarioError, load_scenario
+from tme_abm.scenario.library import list_sweeps
 
-ROOT = Path(__file__).resolve().parents[1]
 PI = math.pi
 
 
@@ -139,7 +139,7 @@ def test_saltelli_design_bad_input(tmp_path, text, message):
 
 
 def test_example_sensitivity_sweep_expands_and_its_runs_validate():
-    path = ROOT / "scenarios" / "sweeps" / "sensitivity.toml"
+    path = list_sweeps()["sensitivity"]
     sweep, runs = parse_sweep_file(path)
     d = len(sweep.parameters)
     assert sweep.design.kind == "saltelli" and d == 3

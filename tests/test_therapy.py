@@ -2,7 +2,6 @@
 scenario files compose with ``extends``."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,9 @@ from tme_abm.core.behaviours import EV_RECRUIT
 from tme_abm.core.rules import B_KILL, B_RESISTANCE
 from tme_abm.core.stat3 import FLAG_STAT3_KNOCKOUT
 from tme_abm.scenario import ScenarioError, load_scenario, validate_data
+from tme_abm.scenario.library import examples_dir
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = examples_dir()
 
 
 def stat3_world(**extra):

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python tools/odd_parameters.py scenarios/baseline.toml > docs/odd_parameters.md
-    python tools/odd_parameters.py scenarios/baseline.toml --out docs/odd_parameters.md
+    python tools/odd_parameters.py tme_abm/examples/baseline.toml > docs/odd_parameters.md
+    python tools/odd_parameters.py tme_abm/examples/baseline.toml --out docs/odd_parameters.md
 
 The scenario is loaded and validated with :func:`tme_abm.scenario.load_scenario`
 (so ``extends`` composition, defaults and checks are the model's own), and the
@@ -1063,7 +1063,7 @@ def render(path: str | Path, others: bool = True) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("scenario", help="scenario TOML file, e.g. scenarios/baseline.toml")
+    ap.add_argument("scenario", help="scenario TOML file, e.g. tme_abm/examples/baseline.toml")
     ap.add_argument("--out", help="write the Markdown here instead of to standard output")
     ap.add_argument(
         "--no-others",

@@ -2,7 +2,7 @@
 
 Usage::
 
-    tme-abm run scenarios/baseline.toml          # writes output/baseline.h5
+    tme-abm run baseline                         # writes output/baseline.h5
     python tools/readme_figures.py output/baseline.h5
 
 Writes ``docs/img/baseline.png``: the lattice coloured by cell type, the

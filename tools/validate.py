@@ -56,8 +56,11 @@ from scipy import stats
 
 from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
 from tme_abm.analysis.replicates import mean_ci as replicate_mean_ci
+from tme_abm.scenario.library import examples_dir
 
 REPO = Path(__file__).resolve().parents[1]
+#: The shipped scenario files (tme_abm/examples/ in a clone).
+SCENARIOS = examples_dir()
 MIN_PER_DAY = 1440.0
 LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
@@ -380,12 +383,12 @@ class Comparison:
 
 
 DEFAULT_ARMS = (
-    Arm("baseline", REPO / "scenarios/baseline.toml"),
-    Arm("ko_haematopoietic", REPO / "scenarios/ko_haematopoietic.toml"),
-    Arm("ko_tumour", REPO / "scenarios/ko_tumour.toml"),
-    Arm("stat3_inhibitor", REPO / "scenarios/stat3_inhibitor.toml"),
-    Arm("anti_pd1", REPO / "scenarios/anti_pd1.toml"),
-    Arm("inhibitor_anti_pd1", REPO / "scenarios/inhibitor_anti_pd1.toml"),
+    Arm("baseline", SCENARIOS / "baseline.toml"),
+    Arm("ko_haematopoietic", SCENARIOS / "ko_haematopoietic.toml"),
+    Arm("ko_tumour", SCENARIOS / "ko_tumour.toml"),
+    Arm("stat3_inhibitor", SCENARIOS / "stat3_inhibitor.toml"),
+    Arm("anti_pd1", SCENARIOS / "anti_pd1.toml"),
+    Arm("inhibitor_anti_pd1", SCENARIOS / "inhibitor_anti_pd1.toml"),
 )
 
 COMPARISONS = (
@@ -403,7 +406,7 @@ COMPARISONS = (
                "doi:10.1016/j.canlet.2017.12.003)"),
 )
 
-def standin_arms(baseline: Path = REPO / "scenarios/baseline.toml") -> tuple[Arm, ...]:
+def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...]:
     """Stand-ins for the six arms, built from ``baseline`` with overrides only.
 
     For developing the suite before the real scenario files exist
@@ -1085,10 +1088,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_sim_seconds": float(np.nansum(all_sim)),
         "runs_dir": str(args.runs_dir),
         "arms_note": (
-            "stand-ins built from scenarios/baseline.toml with overrides (--standin-arms), "
+            "stand-ins built from the shipped baseline.toml with overrides (--standin-arms), "
             "NOT the intervention scenario files" if args.standin_arms else
             "given with --arm (see the overrides column below)" if args.arm else
-            "the scenario files under scenarios/"
+            "the shipped scenario files (tme_abm/examples/)"
         ),
         "snapshots_last_day": sorted({r["n_last_day_snapshots"] for r in records}),
     }

@@ -5,7 +5,7 @@ smallest effect (inhibitor + anti-PD-1 vs inhibitor alone, Cohen's d ~ 0.9)
 needs ~22 seeds per arm for 80% power; 8 seeds give ~40%.
 
 Slow (about 5 minutes on 2 cores): ``python -m pytest -m slow tests/validation``.
-It runs the default arms, i.e. the scenario files under ``scenarios/``; the
+It runs the default arms, i.e. the shipped scenario files (``tme_abm/examples/``); the
 report it writes lies in pytest's tmp_path (its path is printed on failure).
 """
 

@@ -57,8 +57,6 @@ def examples_dir() -> Path:
         If the package data is missing or not on the file system (e.g. a zip).
     """
     folder = files("tme_abm") / EXAMPLES
-    if not folder.is_dir():  # until scenarios/ moves into the package
-        folder = Path(__file__).resolve().parents[2] / "scenarios"
     if not isinstance(folder, Path) or not folder.is_dir():
         raise ExampleError(
             f"the shipped scenarios are missing ({folder}); reinstall tme_abm"
