@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="scenario file or shipped name (default: baseline)")
     viz.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     viz.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    viz.add_argument("--max-models", type=int, default=None, metavar="N",
+                     help="most browser tabs with a live model at once (default: as many "
+                          "as half the free memory holds, at 512 MB each)")
 
     sub.add_parser("scenarios", help="list the shipped scenarios and sweeps")
     init = sub.add_parser(
@@ -368,17 +371,23 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         return _fail('the page needs the viz extra: pip install -e ".[viz]"')
     if not 0 < args.port < 65536:
         return _fail(f"--port: must be 1-65535, not {args.port}")
-    env = dict(os.environ)
+    if args.max_models is not None and args.max_models < 1:
+        return _fail(f"--max-models: must be at least 1, not {args.max_models}")
     if args.scenario is not None:
         try:
             load_scenario(args.scenario)
         except ScenarioError as exc:
             return _fail(exc.format())
-        env["TME_ABM_VIZ_SCENARIO"] = str(args.scenario.resolve())
-    app = Path(__file__).resolve().parent / "viz" / "app.py"
-    cmd = [sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
-           "--port", str(args.port), "--no-open"]
-    print(f"tme-abm viz: serving http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    from tme_abm.viz import server, slots
+
+    try:
+        max_models = args.max_models or slots.max_models()
+    except ValueError as exc:
+        return _fail(str(exc))
+    env = server.server_environment(os.environ, args.scenario, max_models)
+    cmd = server.solara_command(args.host, args.port)
+    print(f"tme-abm viz: serving http://{args.host}:{args.port}, at most {max_models} "
+          "tabs with a model at once (Ctrl-C stops)", flush=True)
     # become the server, so that signals (Ctrl-C, terminate) reach it directly
     # instead of leaving an orphaned server behind a stopped parent
     os.execve(sys.executable, cmd, env)

@@ -4,6 +4,11 @@ SolaraViz builds a new model from its controls on Reset by calling the model
 class with them as keywords, so :class:`InteractiveModel` takes exactly those
 keywords and turns them into therapies added to the chosen scenario (from day
 0), leaving the scenario file untouched.
+
+The scenario box sends a label, which may be forged (the browser can send any
+string): only the labels of :func:`scenario_choices` are accepted, each
+mapped to a file on the server; anything else is refused with
+:class:`ScenarioNotOffered` before any file is read.
 """
 
 from __future__ import annotations
@@ -12,30 +17,73 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tme_abm.model import DEFAULT_SCENARIO, TMEModel
+from tme_abm.model import TMEModel
 from tme_abm.scenario import LoadedScenario, load_scenario, validate_data
+from tme_abm.scenario.library import list_scenarios
+from tme_abm.viz.server import SCENARIO_ENV
 
-#: Environment variable through which ``tme-abm viz SCENARIO`` names the start scenario.
-SCENARIO_ENV = "TME_ABM_VIZ_SCENARIO"
-#: Inhibitor pharmacokinetics used by the dose slider (as in scenarios/stat3_inhibitor.toml).
+#: Scenario the page opens with when ``tme-abm viz`` names none.
+DEFAULT_CHOICE = "baseline"
+#: Inhibitor pharmacokinetics used by the dose slider (as in the shipped stat3_inhibitor.toml).
 INHIBITOR_PK = {"plasma_half_life_min": 240.0, "exchange_per_min": 0.1, "every_days": 1.0}
 NO_KNOCKOUT = "none"
+#: Longest forged value quoted back in a refusal.
+_QUOTE_CHARS = 60
+
+
+class ScenarioNotOffered(ValueError):
+    """A scenario label the page does not list (a forged or stale browser value)."""
+
+
+def _given_label(given: Path, shipped: dict[str, Path]) -> str:
+    """Label of the file given to ``tme-abm viz``: its stem, or its path where
+    a shipped scenario of another file has that name."""
+    other = shipped.get(given.stem)
+    if other is None or other.resolve() == given.resolve():
+        return given.stem
+    return str(given)
 
 
 def scenario_choices() -> dict[str, Path]:
-    """Scenario name -> file: everything in scenarios/, plus the one given to
-    ``tme-abm viz`` (through :data:`SCENARIO_ENV`)."""
-    choices = {p.stem: p for p in sorted(DEFAULT_SCENARIO.parent.glob("*.toml"))}
+    """The scenarios the page offers: label -> file on the server.
+
+    The shipped scenarios (:func:`tme_abm.scenario.library.list_scenarios`)
+    plus the file given to ``tme-abm viz`` (through :data:`SCENARIO_ENV`,
+    which only the server's own command line sets).  This is the complete
+    list of files the page may read.
+    """
+    choices = dict(list_scenarios())
     given = os.environ.get(SCENARIO_ENV)
     if given:
-        choices.setdefault(Path(given).stem, Path(given))
+        path = Path(given)
+        choices[_given_label(path, choices)] = path
     return choices
 
 
 def start_scenario() -> str:
-    """Name of the scenario the page opens with."""
+    """Label of the scenario the page opens with."""
     given = os.environ.get(SCENARIO_ENV)
-    return Path(given).stem if given else DEFAULT_SCENARIO.stem
+    return _given_label(Path(given), list_scenarios()) if given else DEFAULT_CHOICE
+
+
+def scenario_file(label: object) -> Path:
+    """The server-side file of a label from the scenario box.
+
+    Raises
+    ------
+    ScenarioNotOffered
+        If ``label`` is not one of :func:`scenario_choices` (nothing is read).
+    """
+    choices = scenario_choices()
+    if isinstance(label, str) and label in choices:
+        return choices[label]
+    quoted = repr(label)
+    if len(quoted) > _QUOTE_CHARS:
+        quoted = quoted[: _QUOTE_CHARS - 3] + "..."
+    raise ScenarioNotOffered(
+        f"scenario {quoted} is not offered by this page; choose one of the "
+        f"{len(choices)} in the scenario list"
+    )
 
 
 def _with_therapies(
@@ -79,7 +127,8 @@ class InteractiveModel(TMEModel):
     Parameters
     ----------
     scenario
-        A name from :func:`scenario_choices` or a file path.
+        A label from :func:`scenario_choices` (anything else raises
+        :class:`ScenarioNotOffered`; no file path is taken from the browser).
     seed
         Random seed (the page's text box passes a string).
     knockout
@@ -93,13 +142,13 @@ class InteractiveModel(TMEModel):
 
     def __init__(
         self,
-        scenario: str = DEFAULT_SCENARIO.stem,
+        scenario: str = DEFAULT_CHOICE,
         seed: int | str = 1,
         knockout: str = NO_KNOCKOUT,
         inhibitor_dose_ng_per_ml: float = 0.0,
         anti_pd1: bool = False,
     ) -> None:
-        path = scenario_choices().get(str(scenario), Path(str(scenario)))
+        path = scenario_file(scenario)
         loaded, self.notes = _with_therapies(
             load_scenario(path), knockout, inhibitor_dose_ng_per_ml, anti_pd1
         )

@@ -1,0 +1,60 @@
+"""How ``tme-abm viz`` starts Solara: its command line and environment.
+
+Kept apart from the page (no Solara import), so the command can build and
+check both before it becomes the server, and tests can read them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tme_abm.viz.slots import MAX_MODELS_ENV
+
+#: Environment variable through which ``tme-abm viz SCENARIO`` names the start scenario.
+SCENARIO_ENV = "TME_ABM_VIZ_SCENARIO"
+#: The page Solara serves.
+APP = Path(__file__).resolve().parent / "app.py"
+#: How long a tab's model outlives a lost connection (Solara's default is 24 h,
+#: which would hold a model slot for a day after a browser crash); a closed
+#: tab gives its slot back at once.  ``SOLARA_KERNEL_CULL_TIMEOUT`` overrides it.
+CULL_TIMEOUT = "5m"
+
+
+def solara_command(host: str, port: int) -> list[str]:
+    """The ``solara run`` command line serving the page.
+
+    ``--no-check-version`` stops Solara from asking PyPI for its newest
+    release at start and printing "New version of Solara available ...
+    Please upgrade": the network is not used at run time, and the project
+    pins Solara on purpose (see ``pyproject.toml``).
+    """
+    return [sys.executable, "-m", "solara", "run", str(APP), "--host", host,
+            "--port", str(port), "--no-open", "--no-check-version"]
+
+
+def server_environment(
+    environ: Mapping[str, str], scenario: Path | None, max_models: int
+) -> dict[str, str]:
+    """The server's environment: ``environ`` plus the page's settings.
+
+    Parameters
+    ----------
+    environ
+        The environment to start from (``os.environ``).
+    scenario
+        The scenario file the page opens with and adds to its list (None:
+        the shipped baseline).
+    max_models
+        Most tabs holding a model at once.
+    """
+    env = dict(environ)
+    env.pop(SCENARIO_ENV, None)
+    if scenario is not None:
+        env[SCENARIO_ENV] = str(scenario.resolve())
+    env[MAX_MODELS_ENV] = str(max_models)
+    # Solara sends usage events to Mixpanel unless told not to: no network at run time
+    env["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] = "False"
+    env.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", CULL_TIMEOUT)
+    return env
