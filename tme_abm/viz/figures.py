@@ -8,7 +8,7 @@ margins (matplotlib's constrained layout added ~0.25 s per redraw), draw at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -123,6 +123,17 @@ def lattice_figure(
     return fig
 
 
+def _log_scale_if_positive(ax: Axes, series: Iterable[np.ndarray]) -> None:
+    """Log y axis if any value is positive; else keep the linear one.
+
+    Zeros are masked on a log axis, and matplotlib warns ("Data has no
+    positive values, and therefore cannot be log-scaled") when nothing is
+    left, as for the field means at tick 0, before anything was secreted.
+    """
+    if any(np.any(np.asarray(s) > 0) for s in series):
+        ax.set_yscale("log", nonpositive="mask")
+
+
 def series_figure(model: TMEModel) -> Figure:
     """Counts, mean STAT3 per cell type and field means over time."""
     sc = model.scenario
@@ -138,17 +149,19 @@ def series_figure(model: TMEModel) -> Figure:
     fig = Figure(figsize=(12, 3.4), dpi=DPI)
     ax_counts, ax_stat3, ax_fields = fig.subplots(1, 3)
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
+    counts = {name: series(f"count_{name}") for name in sc.cell_types}
+    means = {name: series(f"field_mean_{name}") for name in sc.fields}
     for name, ct in sc.cell_types.items():
-        ax_counts.plot(t_days, series(f"count_{name}"), color=ct.colour, label=name)
+        ax_counts.plot(t_days, counts[name], color=ct.colour, label=name)
         ax_stat3.plot(t_days, series(f"stat3_mean_{name}"), color=ct.colour)
     for name in sc.fields:
-        ax_fields.plot(t_days, series(f"field_mean_{name}"), label=sc.fields[name].label or name)
+        ax_fields.plot(t_days, means[name], label=sc.fields[name].label or name)
     # cell-type colours are those of the lattice's legend, so no second legend here
-    ax_counts.set_yscale("log", nonpositive="mask")
+    _log_scale_if_positive(ax_counts, counts.values())
     ax_counts.set_title("cells (colours as in the lattice)")
     ax_stat3.set_ylim(0, 1)
     ax_stat3.set_title("mean STAT3 per type")
-    ax_fields.set_yscale("log", nonpositive="mask")
+    _log_scale_if_positive(ax_fields, means.values())
     ax_fields.set_title("field means (ng/mL)")
     ax_fields.legend(fontsize=7, ncol=2)
     for a in (ax_counts, ax_stat3, ax_fields):
