@@ -88,3 +88,29 @@ def test_mesa_batch_run_sweeps_seeds():
     assert max(r["Step"] for r in results) >= 4
     finals = {s: max(rows, key=lambda r: r["Step"]) for s, rows in by_seed.items()}
     assert all(f["count_tumour"] > 0 for f in finals.values())
+
+
+def test_bounded_series_keep_the_latest_rows_indexed_by_tick():
+    full = TMEModel(TINY, overrides=SHORT)
+    last3 = TMEModel(TINY, overrides=SHORT, series_rows=3)
+    none = TMEModel(TINY, overrides=SHORT, series_rows=0)
+    for _ in range(6):
+        for m in (full, last3, none):
+            m.step()
+    want = full.datacollector.get_model_vars_dataframe()
+    got = last3.datacollector.get_model_vars_dataframe()
+    assert len(want) == 7 and list(got.index) == [4, 5, 6]
+    assert got.equals(want.iloc[-3:])
+    assert all(len(v) == 3 for v in last3.datacollector.model_vars.values())
+    # series_rows=0 keeps nothing, and still answers with the series' columns
+    empty = none.datacollector.get_model_vars_dataframe()
+    assert len(empty) == 0 and list(empty.columns) == list(want.columns)
+    assert all(len(v) == 0 for v in none.datacollector.model_vars.values())
+    assert none.datacollector.n_collected == 7
+    np.testing.assert_equal(none.summary(), full.summary())  # the model is unchanged
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_series_rows_must_be_a_count(bad):
+    with pytest.raises(ValueError, match="max_rows"):
+        TMEModel(TINY, overrides=SHORT, series_rows=bad)

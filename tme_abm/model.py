@@ -8,6 +8,7 @@ the state lives in :class:`tme_abm.core.engine.Engine`'s arrays.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import mesa
 import numpy as np
+import pandas as pd
 
 from tme_abm.core.behaviours import EVENTS
 from tme_abm.core.engine import Engine
@@ -64,6 +66,14 @@ class TMEModel(mesa.Model):
     overrides
         ``{"dotted.key": value}`` or ``["dotted.key=value", ...]``, applied to
         the scenario file before validation (like ``--set``).
+    series_rows
+        How many of the most recent ticks of the per-tick series
+        ``datacollector`` keeps in memory.  None (the default) keeps every
+        tick, as Mesa's DataCollector does (about 85 Python numbers a tick);
+        0 keeps none, for runs whose series are written elsewhere:
+        :func:`~tme_abm.runner.run_scenario` (``tme-abm run``, sweeps) uses 0
+        and writes the series to the run file, so its memory stays flat
+        however long the run.  See :class:`SeriesCollector`.
 
     Raises
     ------
@@ -78,6 +88,7 @@ class TMEModel(mesa.Model):
         seed: int | str | None = None,
         rng: int | str | None = None,
         overrides: Mapping[str, Any] | Iterable[str] = (),
+        series_rows: int | None = None,
     ) -> None:
         override_list = _override_strings(overrides)
         if isinstance(scenario, LoadedScenario):
@@ -105,7 +116,8 @@ class TMEModel(mesa.Model):
         self._summary_tick = -1
         self._summary: dict[str, float] = {}
         self.datacollector = SeriesCollector(
-            model_reporters={name: partial(_series_value, name) for name in self.series_names()}
+            model_reporters={name: partial(_series_value, name) for name in self.series_names()},
+            max_rows=series_rows,
         )
         self.datacollector.collect(self)
         self.running = True
@@ -158,17 +170,68 @@ class TMEModel(mesa.Model):
 
 
 class SeriesCollector(mesa.DataCollector):
-    """Mesa's DataCollector, collecting the model's own series in one pass.
+    """Mesa's DataCollector, collecting the model's own series in one pass,
+    optionally keeping only the most recent rows.
 
     Mesa's ``collect`` calls each reporter and deep-copies its value: ~4 us
     per series, 85 series in the baseline, a tenth of the quick-start run's
     wall time.  The series are plain numbers from one :meth:`TMEModel.summary`,
     so they are appended as they are.  Anything else (reporters added later,
     agent reporters) goes through Mesa's own ``collect``.
+
+    Parameters
+    ----------
+    model_reporters, agent_reporters, agenttype_reporters, tables
+        As for :class:`mesa.DataCollector`.
+    max_rows
+        Keep at most this many of the most recent collected rows of each
+        model reporter (None: all of them, as Mesa does; 0: none).  A
+        bounded collector's ``model_vars`` values are
+        :class:`collections.deque` objects, and
+        :meth:`get_model_vars_dataframe` indexes the rows it kept by their
+        collection number (the tick, for a :class:`TMEModel`), so that a
+        bounded frame lines up with an unbounded one.
+
+    Attributes
+    ----------
+    n_collected
+        How many times :meth:`collect` has run (kept rows or not).
     """
+
+    def __init__(
+        self,
+        model_reporters: dict[str, Any] | None = None,
+        agent_reporters: dict[str, Any] | None = None,
+        agenttype_reporters: dict[Any, dict[str, Any]] | None = None,
+        tables: dict[str, list[str]] | None = None,
+        *,
+        max_rows: int | None = None,
+    ) -> None:
+        if max_rows is not None and (
+            isinstance(max_rows, bool) or not isinstance(max_rows, int | np.integer)
+            or max_rows < 0
+        ):
+            raise ValueError(f"max_rows must be None or an integer >= 0, not {max_rows!r}")
+        self.max_rows = None if max_rows is None else int(max_rows)
+        self.n_collected = 0
+        super().__init__(model_reporters, agent_reporters, agenttype_reporters, tables)
+
+    def _new_model_reporter(self, name: str, reporter: Any) -> None:
+        super()._new_model_reporter(name, reporter)
+        if self.max_rows is not None:
+            self.model_vars[name] = deque(maxlen=self.max_rows)
+
+    def get_model_vars_dataframe(self) -> pd.DataFrame:
+        """The kept rows as a DataFrame, one column per model reporter,
+        indexed by collection number (0 for the first :meth:`collect`)."""
+        df = super().get_model_vars_dataframe()
+        if self.max_rows is not None:
+            df.index = pd.RangeIndex(self.n_collected - len(df), self.n_collected)
+        return df
 
     def collect(self, model: mesa.Model) -> None:
         """Append this tick's value of every series."""
+        self.n_collected += 1
         ours = isinstance(model, TMEModel) and not (
             self.agent_reporters or self.agenttype_reporters
         )
