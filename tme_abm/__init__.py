@@ -17,6 +17,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tme_abm import _runtime
+
+# before any kernel module imports numba: OpenMP wait policy and kernel cache
+# folder, where the user has not set them (see tme_abm._runtime)
+_runtime.configure()
+
 _EXPORTS = {
     "TMEModel": "tme_abm.model",
     "load_scenario": "tme_abm.scenario",

@@ -162,12 +162,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"{out} is a directory; --out needs a file name such as run.h5")
     # the model, Mesa and numba load only once the input is known to be good
     from tme_abm.io import RunExistsError
+    from tme_abm.jit_notice import CompileNotice
     from tme_abm.runner import run_scenario
 
     try:
-        result = run_scenario(
-            loaded, out, seed=args.seed, force=args.force, progress=False if args.quiet else None
-        )
+        # a first run compiles the kernels for about a minute: say so on stderr
+        with CompileNotice(enabled=not args.quiet):
+            result = run_scenario(
+                loaded, out, seed=args.seed, force=args.force,
+                progress=False if args.quiet else None,
+            )
     except RunExistsError as exc:
         return _fail(str(exc))
     except OSError as exc:  # e.g. --out under a regular file, or an unwritable directory
