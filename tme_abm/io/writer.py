@@ -12,8 +12,10 @@ Layout of the file (``[nz,]`` only for 3D lattices)::
     /time (T)                minutes, unlimited; written LAST in each snapshot
     /x (nx), /y (ny), /z     site centres in um
     /lattice/cell_type       (T, [nz,] ny, nx) int8 with flag_values / flag_meanings
+                             (the cell-type labels, see :func:`cell_type_flags`)
     /fields/<name>           (T, [nz,] ny, nx) float32 with units / long_name
-    /cells/<column>          (cell) all snapshots concatenated
+    /cells/<column>          (cell) all snapshots concatenated; ``type`` carries
+                             the same flag_values / flag_meanings as the lattice
     /cells/row_size          (T) rows per snapshot (CF contiguous ragged array)
     /timeseries/tick_time    (tick_time) minutes, every tick
     /timeseries/<name>       (tick_time)
@@ -82,22 +84,37 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "CHUNK_SITES",
+    "EMPTY_CODE",
+    "EMPTY_NAME",
     "TICK_DIM",
+    "TYPE_COLUMN",
     "RunExistsError",
     "RunLayout",
     "RunWriter",
+    "cell_type_flags",
     "checkpoint_chunks",
     "partial_path_for",
     "tile_shape",
 ]
 
 FORMAT_NAME = "tme-abm-run"
-FORMAT_VERSION = "1.0"
+#: 1.1: every type-coded dataset (``/lattice/cell_type``, ``/cells/type``,
+#: ``/checkpoint/type``) carries ``flag_values`` / ``flag_meanings``, listed
+#: in code order 0, 1, ... with ``empty`` (code -1) last, so that
+#: ``flag_meanings.split()[code]`` is right for every code in Python. In 1.0
+#: only the lattice had them, with ``empty`` first. Readers pair
+#: ``flag_values`` with ``flag_meanings`` and so read both.
+FORMAT_VERSION = "1.1"
 TIME_UNITS = "minutes"
 LENGTH_UNITS = "um"
 CELL_DIM = "cell"
 TICK_DIM = "tick_time"
 PARTIAL_SUFFIX = ".partial"
+#: Cell-type code of an empty lattice site, and its name in ``flag_meanings``.
+EMPTY_CODE = -1
+EMPTY_NAME = "empty"
+#: The per-cell column (and checkpoint array) that holds cell-type codes.
+TYPE_COLUMN = "type"
 CHECKPOINT_GROUP = "checkpoint"
 
 # netCDF-4 marks a dimension scale that is not a coordinate variable this way;
@@ -132,6 +149,17 @@ _CHECKPOINT_OLD = "_checkpoint_old"
 # Lattice and field chunks hold (a tile of) exactly one snapshot, are written
 # once, and are compressed.
 _APPENDED: dict[str, Any] = {}
+
+# HDF5's chunk cache for every dataset the writer opens: none. Each chunk is
+# written once, whole (lattice, field and checkpoint chunks, compressed on the
+# way) or by appending rows to an uncompressed chunk in place (see above), and
+# is never read back, so a cache only holds chunks already written: HDF5's
+# default (8 MiB a dataset in HDF5 2, 1 MiB before) over the ~110 datasets a
+# run keeps open grew a long run's memory by several KB a tick. With none,
+# appends go straight to the file and memory stays flat, and writes are as
+# fast (``tme-abm bench``'s long-run memory and run-file write figures).
+# Readers open the file with their own cache; this setting is not stored.
+_CHUNK_CACHE: dict[str, Any] = {"rdcc_nbytes": 0}
 
 
 def tile_shape(shape: Sequence[int], max_sites: int = CHUNK_SITES) -> tuple[int, ...]:
@@ -210,6 +238,40 @@ def checkpoint_chunks(shape: Sequence[int], max_sites: int = CHUNK_SITES) -> tup
     return tile_shape(full, max_sites)
 
 
+def cell_type_flags(
+    names: Sequence[str], dtype: str | np.dtype = "i1"
+) -> tuple[np.ndarray, str]:
+    """CF ``flag_values`` and ``flag_meanings`` that label cell-type codes.
+
+    Code ``i`` is ``names[i]``; :data:`EMPTY_CODE` (-1, an empty site) is
+    :data:`EMPTY_NAME` and comes last, so the ``i``-th meaning names code
+    ``i`` and, in Python, meaning ``-1`` names code -1.
+
+    Parameters
+    ----------
+    names
+        Cell-type names in code order.
+    dtype
+        Integer dtype of the labelled dataset (CF wants ``flag_values`` in
+        the variable's own type).
+
+    Returns
+    -------
+    tuple
+        ``(flag_values, flag_meanings)``: an array ``[0, 1, ..., n-1, -1]``
+        and the matching space-separated names.
+    """
+    values = np.array([*range(len(names)), EMPTY_CODE], dtype=dtype)
+    return values, " ".join((*names, EMPTY_NAME))
+
+
+def _label_types(ds: h5py.Dataset, names: Sequence[str]) -> None:
+    """Put the cell-type labels on a dataset of type codes."""
+    values, meanings = cell_type_flags(names, ds.dtype)
+    ds.attrs["flag_values"] = values
+    ds.attrs["flag_meanings"] = meanings
+
+
 def partial_path_for(path: str | Path) -> Path:
     """Return the in-progress file name for a run file.
 
@@ -267,7 +329,9 @@ class RunLayout:
         ``flag_meanings`` attribute).
     cell_columns
         Per-cell columns saved in snapshots as ``(name, numpy dtype string,
-        units)``, e.g. ``("stat3", "float32", "1")``.
+        units)``, e.g. ``("stat3", "float32", "1")``. A column named
+        :data:`TYPE_COLUMN` (``"type"``) holds cell-type codes: it must be
+        an integer column, and is labelled like the lattice.
     timeseries
         Per-tick series as ``(name, units, description)``.
     attrs
@@ -334,6 +398,11 @@ class RunLayout:
             if dt.kind not in "biuf":
                 raise ValueError(
                     f"cell column {name!r}: dtype {dtype!r} is not bool, integer or float"
+                )
+            if name == TYPE_COLUMN and dt.kind != "i":
+                raise ValueError(
+                    f"cell column {name!r} holds cell-type codes: its dtype must be a "
+                    f"signed integer (code {EMPTY_CODE} is labelled too), got {dtype!r}"
                 )
         _check_unique("cell column", tuple(c[0] for c in self.cell_columns))
         for ts in self.timeseries:
@@ -473,7 +542,7 @@ class RunWriter:
         self._last_tick_time = -math.inf
         self._ts_buffer: list[tuple[float, tuple[float, ...]]] = []
         self._closed_path: Path | None = None
-        self._file = h5py.File(self._partial, "w", track_order=True)
+        self._file = h5py.File(self._partial, "w", track_order=True, **_CHUNK_CACHE)
         try:
             self._create(root_attrs)
             self._file.flush()
@@ -585,8 +654,7 @@ class RunWriter:
         lat_coords = self._coords(lat, spatial=True)
         ct = self._snapshot_dataset(lat, "cell_type", "i1", lat_coords)
         ct.attrs["long_name"] = "cell type code"
-        ct.attrs["flag_values"] = np.arange(-1, len(lay.cell_type_names), dtype="i1")
-        ct.attrs["flag_meanings"] = " ".join(("empty", *lay.cell_type_names))
+        _label_types(ct, lay.cell_type_names)
         self._cell_type = ct
 
         flds = f.create_group("fields", track_order=True)
@@ -619,6 +687,9 @@ class RunWriter:
                 **_APPENDED,
             )
             ds.attrs["units"] = units
+            if name == TYPE_COLUMN:
+                ds.attrs["long_name"] = "cell type code"
+                _label_types(ds, lay.cell_type_names)
             ds.dims[0].attach_scale(cell_dim)
             self._columns[name] = (ds, dt)
         rs = cells.create_dataset(
@@ -766,6 +837,13 @@ class RunWriter:
                     f"cell column {name!r} has {arr.shape[0]} rows, other columns {n_rows}"
                 )
             out_cells[name] = _cast_column(name, arr, dt)
+            if name == TYPE_COLUMN and arr.size:
+                lo, hi = int(arr.min()), int(arr.max())
+                if lo < 0 or hi >= len(lay.cell_type_names):
+                    raise ValueError(
+                        f"cell column {name!r}: codes must lie in "
+                        f"0..{len(lay.cell_type_names) - 1}, got {lo}..{hi}"
+                    )
         return t, ct.astype("i1", copy=False), out_fields, out_cells
 
     def write_snapshot(
@@ -880,6 +958,8 @@ class RunWriter:
             ds = grp.create_dataset(name, data=arr, **kwargs)
             if stored_as:
                 ds.attrs["tme_abm_dtype"] = stored_as
+            if name == TYPE_COLUMN and arr.dtype.kind == "i":
+                _label_types(ds, self._layout.cell_type_names)
             for i, size in enumerate(arr.shape):
                 dim = grp.create_dataset(f"{name}_dim{i}", shape=(size,), dtype="f4")
                 dim.make_scale(NOT_A_VARIABLE + f"{size:10d}")
