@@ -20,7 +20,14 @@ import numba
 import numpy as np
 import pytest
 
-from tme_abm.benchmark.run import QUICK_FIELD_SHAPES, QUICK_SIZES
+from tme_abm.benchmark.memory import (
+    QUICK_SIDE,
+    QUICK_TICKS,
+    long_run,
+    measure_in_subprocess,
+    slope_per_tick,
+)
+from tme_abm.benchmark.run import QUICK_FIELD_SHAPES, QUICK_SIZES, BenchConfig
 from tme_abm.benchmark.walk import (
     MesaWalkModel,
     mean_moore_step_um,
@@ -174,8 +181,54 @@ def test_bench_rejects_bad_options(tmp_path, capsys):
     assert main(["bench", "--quick", "--repeats", "0", "--out", str(tmp_path / "b.json")]) == 2
     assert "--repeats" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+    assert main(["bench", "--quick", "--memory-ticks", "5", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-ticks: must be 0 (skip) or at least 100, not 5" in err
+    assert not (tmp_path / "b.json").exists()
     with pytest.raises(SystemExit):
         main(["bench", "--sizes", "lots"])
+
+
+# ------------------------------------------------------------ long-run memory
+def test_quick_report_has_the_long_run_memory_figure(quick):
+    report, table = quick
+    fig = _figures(report)["rss_kb_per_tick"]
+    assert fig["unit"] == "KB/tick" and fig["by_threads"] is None
+    assert math.isfinite(fig["value"])
+    # quick runs are too short to judge flatness: the target is shown, n/a
+    assert (fig["target"]["op"], fig["target"]["value"]) == ("<=", 0.1)
+    assert fig["target"]["applies"] is False and fig["met"] is None
+    d = fig["details"]
+    assert d["ticks"] == QUICK_TICKS and d["shape"] == [QUICK_SIDE, QUICK_SIDE]
+    samples = d["samples_tick_rss_bytes"]
+    assert len(samples) >= 100 and samples[-1][0] == QUICK_TICKS
+    assert all(rss > 10**7 for _, rss in samples)  # bytes, not pages or KB
+    assert d["warm_up_ticks"] == QUICK_TICKS // 5
+    # a full lattice keeps the cell count about constant
+    assert d["cells_max"] - d["cells_min"] < 0.05 * d["cells_max"]
+    assert report["raw"]["long_run_memory"]["kb_per_tick"] == fig["value"]
+    assert "long run: RSS growth per tick" in table
+
+
+def test_slope_per_tick_is_a_least_squares_line():
+    t = np.arange(0, 20_000, 100)
+    wobble = 4096 * (np.arange(t.size) % 3)  # page-sized steps around the line
+    assert slope_per_tick(t, 3e8 + 1.5 * t + wobble) == pytest.approx(1.5, abs=0.05)
+    assert slope_per_tick(t, np.full(t.size, 3e8)) == 0.0
+    assert math.isnan(slope_per_tick(t[:1], t[:1]))
+
+
+def test_long_run_in_a_fresh_process_and_skipping_it(tmp_path):
+    res = measure_in_subprocess(200, 12, 2, tmp_path)
+    assert "error" not in res, res
+    assert res["ticks"] == 200 and res["shape"] == [12, 12] and res["snapshots"] >= 2
+    assert [s[0] for s in res["samples"]] == list(range(2, 201, 2))
+    assert math.isfinite(res["kb_per_tick"]) and res["run_file_mb"] > 0
+    assert list(tmp_path.iterdir()) == []  # its run file is cleaned up
+    raw: dict = {}
+    config = BenchConfig.make(quick=True, memory_ticks=0)
+    assert config.problems() == []
+    assert long_run(config, raw, lambda _msg: None) == [] and raw == {}
 
 
 # ------------------------------------------------------------ the walk rules
@@ -246,5 +299,5 @@ def test_tools_script_runs():
         [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    for option in ("--quick", "--out", "--threads", "--repeats", "--sizes"):
+    for option in ("--quick", "--out", "--threads", "--repeats", "--sizes", "--memory-ticks"):
         assert option in out.stdout
