@@ -115,6 +115,12 @@ def test_every_example_has_a_short_description() -> None:
          " cytokine, which makes this too long.", "Blockade of IL10 by an antibody"),
         ("# " + "word " * 30, "word " * 14 + "word..."),
         ('name = "x"\n# late comment', ""),
+        ('# The comment.\ndescription = "the key wins."', "the key wins"),
+        ('# The comment.\ndescription = " "', "The comment"),
+        ('# The comment.\n[table]\ndescription = "not top-level"', "The comment"),
+        ('# The comment.\ndescription = "' + "long " * 20 + '(aside)"',
+         "long " * 14 + "long..."),
+        ("# The comment.\nnot toml at all", "The comment"),
     ],
 )
 def test_describe(comment: str, expected: str, tmp_path: Path) -> None:

@@ -87,13 +87,15 @@ def _without_asides(text: str) -> str:
 
 
 def describe(path: Path) -> str:
-    """A one-line description from the file's opening comment.
+    """A one-line description of a scenario or sweep file.
 
-    The opening comment is the run of ``#`` lines at the top of the file.  Its
-    first sentence is taken; if that is longer than
-    :data:`DESCRIPTION_WIDTH` characters, parenthesised asides are dropped,
-    then the sentence is cut at its first ``:`` or ``;``, and as a last resort
-    at a word boundary, with ``...``; a final full stop is dropped.
+    The file's own top-level ``description`` key if it has one (every shipped
+    scenario does; it is also what the run file records), else its opening
+    comment, the run of ``#`` lines at the top of the file (the sweeps').  Of
+    the comment the first sentence is taken.  Either way, text longer than
+    :data:`DESCRIPTION_WIDTH` characters loses its parenthesised asides, then
+    is cut at its first ``:`` or ``;``, and as a last resort at a word
+    boundary, with ``...``; a final full stop is dropped.
 
     Parameters
     ----------
@@ -103,19 +105,30 @@ def describe(path: Path) -> str:
     Returns
     -------
     str
-        The description, or ``""`` if the file does not start with a comment.
+        The description, or ``""`` if the file has neither.
     """
+    text = path.read_text(encoding="utf-8")
+    try:
+        own = tomllib.loads(text).get("description")
+    except tomllib.TOMLDecodeError:
+        own = None
+    if isinstance(own, str) and own.strip():
+        return _shorten(" ".join(own.split()).removesuffix("."))
     words: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if not line.startswith("#"):
             break
-        text = line.lstrip("#").strip()
-        if not text:
+        body = line.lstrip("#").strip()
+        if not body:
             if words:
                 break
             continue
-        words.append(text)
-    sentence = _first_sentence(" ".join(" ".join(words).split())).removesuffix(".")
+        words.append(body)
+    return _shorten(_first_sentence(" ".join(" ".join(words).split())).removesuffix("."))
+
+
+def _shorten(sentence: str) -> str:
+    """``sentence`` in at most :data:`DESCRIPTION_WIDTH` characters (see :func:`describe`)."""
     if len(sentence) > DESCRIPTION_WIDTH:
         sentence = _without_asides(sentence)
     if len(sentence) > DESCRIPTION_WIDTH:
