@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", type=_count, nargs="+", metavar="CELLS",
                         help="initial cells of the whole-tick runs "
                         "(default 1e4 1e5 1e6, quick 1e3 3e3 1e4)")
+    parser.add_argument("--memory-ticks", type=int, metavar="N",
+                        help="ticks of the long-run memory measurement, whose resident "
+                        "memory per tick should be flat (default 20160, quick 1000; 0 skips)")
     parser.add_argument("--competitors", type=int, metavar="N",
                         help="busy processes of the loaded case, which times thread counts "
                         "while they run (default: one per CPU but one, at least 1; 0 skips)")
@@ -57,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
     config = BenchConfig.make(
         quick=args.quick, threads=args.threads, repeats=args.repeats, sizes=args.sizes,
         write_folder=out.parent if str(out.parent) else None,
+        memory_ticks=args.memory_ticks,
         loaded_competitors=args.competitors,
     )
     problems = config.problems()

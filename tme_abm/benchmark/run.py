@@ -13,6 +13,8 @@ measures, in one process and one run:
 * memory per cell, and run-file write throughput;
 * a plain-Mesa model of random walk + division against the engine on the
   same rules at about 1e4 cells;
+* resident memory per tick over a long run (>= 20,000 ticks) written to a
+  run file, which should be flat (:mod:`~tme_abm.benchmark.memory`);
 * the random walk and a mid-size whole tick at each thread count, idle and
   with busy competitor processes (:mod:`~tme_abm.benchmark.loaded`).
 
@@ -34,7 +36,7 @@ from typing import Any
 
 import numba
 
-from tme_abm.benchmark import fieldbench, loaded, system, ticks, walk
+from tme_abm.benchmark import fieldbench, loaded, memory, system, ticks, walk
 from tme_abm.benchmark.report import PEERS, Figure, Target, format_peers, format_table
 from tme_abm.benchmark.timing import median
 
@@ -84,6 +86,10 @@ class BenchConfig:
         Wanted length of a timed block (short calls are repeated in a block).
     idle_seconds
         Length of the idle check.
+    memory_ticks
+        Length of the long-run memory measurement (0: skip it).
+    memory_side
+        Lattice side of the long run (a full lattice: constant cells).
     loaded_competitors
         Busy processes of the loaded case (:mod:`~tme_abm.benchmark.loaded`;
         None: one per usable CPU but one; 0 skips the case).
@@ -106,6 +112,8 @@ class BenchConfig:
     write_min_cells: int = 100_000
     min_block_s: float = 0.5
     idle_seconds: float = 1.0
+    memory_ticks: int = memory.FULL_TICKS
+    memory_side: int = memory.FULL_SIDE
     loaded_competitors: int | None = None
     write_folder: str | None = None
 
@@ -117,6 +125,7 @@ class BenchConfig:
         repeats: int | None = None,
         sizes: Sequence[int] | None = None,
         write_folder: str | Path | None = None,
+        memory_ticks: int | None = None,
         loaded_competitors: int | None = None,
     ) -> BenchConfig:
         """The full or quick configuration, with the command line's choices."""
@@ -126,6 +135,7 @@ class BenchConfig:
                 field_shapes=list(QUICK_FIELD_SHAPES), triad_elements=2_000_000,
                 mesa_agents=1_000, mesa_ticks=3, write_snapshots=1,
                 write_min_cells=10**12, min_block_s=0.02, idle_seconds=0.5,
+                memory_ticks=memory.QUICK_TICKS, memory_side=memory.QUICK_SIDE,
             )
         else:
             cfg = cls()
@@ -137,6 +147,8 @@ class BenchConfig:
             cfg.sizes = sorted(set(int(s) for s in sizes))
         if write_folder is not None:
             cfg.write_folder = str(write_folder)
+        if memory_ticks is not None:
+            cfg.memory_ticks = int(memory_ticks)
         if loaded_competitors is not None:
             cfg.loaded_competitors = int(loaded_competitors)
         return cfg
@@ -152,6 +164,9 @@ class BenchConfig:
             out.append("--sizes: cell counts must be >= 10")
         if self.loaded_competitors is not None and self.loaded_competitors < 0:
             out.append(f"--competitors: must be 0 (skip) or more, not {self.loaded_competitors}")
+        if self.memory_ticks < 0 or 0 < self.memory_ticks < memory.MIN_TICKS:
+            out.append(f"--memory-ticks: must be 0 (skip) or at least "
+                       f"{memory.MIN_TICKS}, not {self.memory_ticks}")
         return out
 
 
@@ -487,6 +502,7 @@ def run_bench(
         ))
     figures += _memory(largest)
     figures += _mesa(config, threads, raw, log)
+    figures += memory.long_run(config, raw, log)
     figures += loaded.loaded_case(config, threads, raw, log)
 
     idle_after = system.idle_check(min(config.idle_seconds, 0.5))
