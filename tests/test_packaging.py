@@ -108,18 +108,18 @@ def test_every_example_has_a_short_description() -> None:
         ("# A drug (e.g. X, Y), dosed daily. Then more.", "A drug (e.g. X, Y), dosed daily"),
         ("# Why?  Because.", "Why?"),
         ("#\n# After a blank comment line.\n\n# not this", "After a blank comment line"),
-        ("# A first line that is long enough to need shortening (with an aside, Smith 2004)"
-         " and more words after it.", "A first line that is long enough to need shortening and "
-         "more words after it"),
+        ("# A first line that is long enough to need shortening (with a long aside, Smith and"
+         " Jones 2004) and more words after it.", "A first line that is long enough to need "
+         "shortening and more words after it"),
         ("# Blockade of IL10 by an antibody (Yu 2007): extra first-order clearance of the free"
-         " cytokine, which makes this too long.", "Blockade of IL10 by an antibody"),
-        ("# " + "word " * 30, "word " * 14 + "word..."),
+         " cytokine, which makes this far too long to fit.", "Blockade of IL10 by an antibody"),
+        ("# " + "word " * 30, " ".join(["word"] * ((L.DESCRIPTION_WIDTH - 2) // 5)) + "..."),
         ('name = "x"\n# late comment', ""),
         ('# The comment.\ndescription = "the key wins."', "the key wins"),
         ('# The comment.\ndescription = " "', "The comment"),
         ('# The comment.\n[table]\ndescription = "not top-level"', "The comment"),
-        ('# The comment.\ndescription = "' + "long " * 20 + '(aside)"',
-         "long " * 14 + "long..."),
+        ('# The comment.\ndescription = "' + "long " * 30 + '(aside)"',
+         " ".join(["long"] * ((L.DESCRIPTION_WIDTH - 2) // 5)) + "..."),
         ("# The comment.\nnot toml at all", "The comment"),
     ],
 )

@@ -25,7 +25,7 @@ EXAMPLES = "examples"
 #: Sub-folder of the shipped sweeps.
 SWEEPS = "sweeps"
 #: Longest description :func:`describe` returns.
-DESCRIPTION_WIDTH = 80
+DESCRIPTION_WIDTH = 90
 
 
 class ExampleError(ValueError):
