@@ -89,6 +89,12 @@ EXPECTED = [
     ("mesa_agent_steps", "agent-steps/s", False),
     ("engine_walk_agent_steps", "agent-steps/s", True),
     ("speedup_vs_mesa", "x", True),
+    # the loaded case: idle and with a busy competitor process, ratio to 1 thread
+    *[(f"loaded_{w}_{k}", u, True) for w, u in (("walk", "agent-steps/s"),
+                                               ("tick", "cell-steps/s"))
+      for k in ("idle", "busy")],
+    ("loaded_walk_ratio", "x", True),
+    ("loaded_tick_ratio", "x", True),
 ]
 SPEEDUPS = ["speedup_memory_bandwidth", "speedup_field_2d", "speedup_field_3d", "speedup_tick"]
 
