@@ -8,6 +8,12 @@ Measured on a 2-core machine: the random walk of the Mesa comparison (1e4
 cells) ran 1.6x faster on 2 threads when the machine was idle, but the
 quick-start baseline ran 3.4x *slower* on 2 threads while another process
 held the second core (an OpenMP region waits for a descheduled thread).
+Part of that was OpenMP's idle workers spinning after each region on the
+core the working thread needed; importing ``tme_abm`` therefore sets
+``OMP_WAIT_POLICY=passive`` before numba starts its threads, unless the user
+set a wait policy (``tme_abm/_runtime.py``; ``tme-abm bench`` times thread
+counts with busy competitor processes running).  What is left, a region
+waiting for a descheduled thread, is what this policy measures.
 
 :class:`ThreadPolicy` therefore measures instead of guessing: every
 ``probe_every`` ticks it runs a block of ticks on one thread and a block on
