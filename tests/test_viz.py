@@ -212,12 +212,15 @@ def test_default_model_bound_follows_memory(monkeypatch):
 def test_page_refuses_a_forged_reset_and_a_tab_past_the_bound():
     """The Solara components themselves, as two tabs of a server run with
     --max-models 1 (in a subprocess: Solara's server patches globals)."""
-    env = {**os.environ, SCENARIO_ENV: str(TINY), slots.MAX_MODELS_ENV: "1"}
+    env = {**os.environ, SCENARIO_ENV: str(TINY), slots.MAX_MODELS_ENV: "1",
+           "SOLARA_CHECK_HOOKS": "warn"}
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).parent / "viz_page_driver.py"), "/etc/passwd"],
         capture_output=True, text=True, timeout=300, env=env)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    # Solara's rules-of-hooks check (off in the server) finds nothing in our components
+    assert not [x for x in proc.stderr.splitlines() if "tme_abm/viz/app.py" in x], proc.stderr
     seen = json.loads(lines[0].removeprefix("RESULT "))
     assert seen["first_scenario"] == "tiny"
     # the forged value: refused on the page, the tab keeps its model at its step
@@ -246,6 +249,8 @@ def test_viz_command_serves_offline_without_upgrade_notice_and_bounds_models(
         raise SystemExit(0)
 
     monkeypatch.setattr(os, "execve", execve)
+    for name in ("SOLARA_KERNEL_CULL_TIMEOUT", "SOLARA_CHECK_HOOKS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(SCENARIO_ENV, "/somewhere/else.toml")  # not inherited
     with pytest.raises(SystemExit):
         cli.main(["viz", str(TINY), "--max-models", "3", "--port", "8799"])
@@ -257,4 +262,5 @@ def test_viz_command_serves_offline_without_upgrade_notice_and_bounds_models(
     assert env[SCENARIO_ENV] == str(TINY.resolve())
     assert env[slots.MAX_MODELS_ENV] == "3"
     assert env["SOLARA_KERNEL_CULL_TIMEOUT"] == server.CULL_TIMEOUT
+    assert env["SOLARA_CHECK_HOOKS"] == "off"
     assert "at most 3 tabs with a model at once" in capsys.readouterr().out

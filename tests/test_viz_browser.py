@@ -25,11 +25,20 @@ from tme_abm.viz.browser import (
 CHROMIUM = find_chromium()
 
 
+#: The server's bound on live models: the test's two tabs fill it, a third is refused.
+MAX_MODELS = 2
+
+
 @pytest.fixture(scope="module")
-def server():
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("viz") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(server_log):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed; .ci/run installs it (apt-get install chromium)")
-    with served() as url:
+    with served(max_models=MAX_MODELS, log=server_log) as url:
         yield url
     # the server is shut down: its port refuses connections
     port = int(url.rsplit(":", 1)[1])
@@ -37,7 +46,13 @@ def server():
         assert s.connect_ex(("127.0.0.1", port)) != 0, "tme-abm viz is still serving"
 
 
-def test_page_steps_changes_controls_and_resets(server, tmp_path):
+def open_tab(browser, url: str):
+    page = browser.new_page(viewport={"width": 1600, "height": 1100})
+    page.goto(url)
+    return page
+
+
+def test_page_steps_changes_controls_and_resets(server, server_log, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -57,11 +72,25 @@ def test_page_steps_changes_controls_and_resets(server, tmp_path):
             stepped = wait_for_new_picture(page, first)
 
             # each tab has its own model: a second tab starts at step 0
-            other = browser.new_page(viewport={"width": 1600, "height": 1100})
-            other.goto(server)
+            other = open_tab(browser, server)
             other.get_by_text("Step: 0").wait_for(timeout=120_000)
             assert page.get_by_text("Step: 1").count() == 1
-            other.close()
+
+            # the two tabs fill the server's bound: a third is told so and builds nothing
+            third = open_tab(browser, server)
+            third.get_by_text(f"already runs {MAX_MODELS} models").wait_for(timeout=120_000)
+            assert third.get_by_text(f"--max-models {MAX_MODELS}").count() == 1
+            assert third.get_by_text("Step: 0").count() == 0
+            # closing a tab gives its model back: the third gets in on Try again
+            other.close(run_before_unload=True)
+            try_again = third.get_by_role("button", name="Try again")
+            for _ in range(60):  # the browser's close message reaches the server soon after
+                if not try_again.count():
+                    break
+                try_again.click()
+                third.wait_for_timeout(500)
+            third.get_by_text("Step: 0").wait_for(timeout=60_000)
+            third.close(run_before_unload=True)
 
             # a view control applies at once: colour by STAT3, then back
             page.get_by_role("button", name="STAT3", exact=True).click()
@@ -87,5 +116,21 @@ def test_page_steps_changes_controls_and_resets(server, tmp_path):
             keep = os.environ.get("TME_ABM_SCREENSHOT")
             if keep:
                 shutil.copy(shot, keep)
+
+            # a Reset the model refuses says why on the page; the tab keeps its model
+            page.get_by_role("button", name="Step", exact=True).click()
+            page.get_by_text("Step: 1").wait_for(timeout=60_000)
+            seed = page.get_by_label("seed")
+            seed.fill("abc")
+            seed.press("Enter")
+            page.get_by_role("button", name="Reset", exact=True).click()
+            page.get_by_text("Reset refused: seed must be a non-negative integer, not 'abc'"
+                             ).wait_for(timeout=60_000)
+            page.get_by_role("button", name="Back to the model").click()
+            page.get_by_text("Step: 1").wait_for(timeout=60_000)
         finally:
             browser.close()
+    log = server_log.read_text(encoding="utf-8")
+    # no "New version of Solara available ... Please upgrade" (the pins are deliberate),
+    # and the first picture draws without matplotlib's log-scale warning
+    assert "Please upgrade" not in log and "cannot be log-scaled" not in log, log

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,8 +40,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(scenario: str | None = None, timeout_s: float = 120.0) -> Iterator[str]:
+def served(scenario: str | None = None, timeout_s: float = 120.0,
+           max_models: int | None = None, log: Path | None = None) -> Iterator[str]:
     """Run ``tme-abm viz`` on a free loopback port; yield its URL; stop it after.
+
+    Parameters
+    ----------
+    scenario
+        Scenario file or shipped name to serve (None: the baseline).
+    timeout_s
+        How long the server may take to listen.
+    max_models
+        ``--max-models`` (None: the server's default).
+    log
+        File that receives the server's output (None: a temporary file,
+        deleted after).  A file, not a pipe: a pipe nobody reads while the
+        page runs would fill up and stall the server.
 
     Raises
     ------
@@ -51,27 +66,32 @@ def served(scenario: str | None = None, timeout_s: float = 120.0) -> Iterator[st
     cmd = [sys.executable, "-m", "tme_abm", "viz", "--port", str(port)]
     if scenario:
         cmd.insert(4, scenario)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tme-abm viz exited with {proc.returncode}:\n"
-                                   f"{proc.stdout.read()}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.time() > deadline:
-                raise RuntimeError(f"tme-abm viz did not listen within {timeout_s:g} s")
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+    if max_models is not None:
+        cmd += ["--max-models", str(max_models)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(log) if log is not None else Path(tmp) / "server.log"
+        with open(log_path, "w", encoding="utf-8") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.time() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"tme-abm viz exited with {proc.returncode}:\n"
+                                       f"{log_path.read_text(encoding='utf-8')}")
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.time() > deadline:
+                    raise RuntimeError(f"tme-abm viz did not listen within {timeout_s:g} s")
+                time.sleep(0.3)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def lattice_pixels(page) -> bytes:
