@@ -48,10 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="replace an existing run file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--allow-large", action="store_true",
+                     help="run even if it needs more memory than is available or more than "
+                     "10 million ticks")
 
     val = sub.add_parser("validate", help="check a scenario file without running it")
     val.add_argument("scenario", type=Path, help="scenario TOML file or shipped name")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    val.add_argument("--allow-large", action="store_true",
+                     help="accept a run larger than this machine's available memory")
 
     ins = sub.add_parser("inspect", help="summarise a run file")
     ins.add_argument("run", type=Path, help="run file (.h5 or .h5.partial)")
@@ -129,11 +134,19 @@ def _fail(lines: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _print_notes(loaded) -> None:
+    from tme_abm.scenario.schema import scenario_notes
+
+    for key, message in scenario_notes(loaded.scenario):
+        print(f"tme-abm: note: {key}: {message}", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from tme_abm.scenario import ScenarioError, load_scenario
+    from tme_abm.scenario.budget import estimate
 
     try:
-        loaded = load_scenario(args.scenario, args.overrides)
+        loaded = load_scenario(args.scenario, args.overrides, allow_large=args.allow_large)
     except ScenarioError as exc:
         return _fail(exc.format())
     sc = loaded.scenario
@@ -143,6 +156,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{sc.n_ticks} ticks of {sc.domain.dt_min:g} min ({sc.domain.duration_days:g} days), "
         f"{len(sc.fields)} fields, {len(sc.cell_types)} cell types, {len(sc.rules)} rules"
     )
+    print(f"  the run: {estimate(sc).describe()}")
+    _print_notes(loaded)
     return 0
 
 
@@ -150,9 +165,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tme_abm.scenario import ScenarioError, default_output_path, load_scenario
 
     try:
-        loaded = load_scenario(args.scenario, args.overrides)
+        loaded = load_scenario(args.scenario, args.overrides, allow_large=args.allow_large)
     except ScenarioError as exc:
         return _fail(exc.format())
+    _print_notes(loaded)
     if args.seed is not None and args.seed < 0:
         return _fail(f"--seed: must be a non-negative integer, not {args.seed}")
     out = args.out if args.out is not None else default_output_path(loaded)

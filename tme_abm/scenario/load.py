@@ -7,16 +7,18 @@ a message that says what is allowed.  Nothing here writes files.
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tme_abm.scenario.budget import budget_problems
 from tme_abm.scenario.schema import (
     THERAPY_MODELS,
     Scenario,
@@ -62,7 +64,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON's string escapes are TOML's (control characters as \\uXXXX); DEL too
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)
@@ -72,7 +75,7 @@ def parse_value(raw: str) -> Any:
     """A ``--set`` value as TOML (``3``, ``0.5``, ``true``, ``[1, 2]``, ``"x"``), else a string."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
 
 
@@ -178,7 +181,7 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             msg = f"kind must be one of: {', '.join(THERAPY_MODELS)}"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if "input" in err and not isinstance(err["input"], dict | list):
                 msg += f" (got {err['input']!r})"
         problems.append((where, msg))
@@ -200,21 +203,64 @@ def validate_data(data: Mapping[str, Any], source: str = "scenario") -> Scenario
     return sc
 
 
+#: Largest scenario or sweep file read (the shipped baseline is ~40 KB).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of tables and arrays in a scenario (the schema needs 5).
+MAX_NESTING = 32
+#: Most files one scenario may compose through ``extends``.
+MAX_EXTENDS_FILES = 64
+
+
+def nesting_problems(data: Any, limit: int = MAX_NESTING) -> list[tuple[str, str]]:
+    """A problem if tables/arrays in ``data`` nest deeper than ``limit``
+    (found without recursion, so any depth is safe to check)."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if depth > limit:
+            return [(where, f"tables and arrays nest deeper than {limit} levels")]
+        items = node.items() if isinstance(node, dict) else (
+            enumerate(node) if isinstance(node, list) else ())
+        for key, child in items:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
+    return []
+
+
 def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Read a TOML file; raise :class:`ScenarioError` naming the file on failure."""
+    """Read a TOML file; raise :class:`ScenarioError` naming the file on failure.
+
+    Only regular files of at most :data:`MAX_FILE_BYTES` are read (not a
+    device such as ``/dev/zero``, a pipe or a folder), and tables and arrays
+    may nest at most :data:`MAX_NESTING` deep.
+    """
     p = Path(path)
     if not p.exists():
         raise ScenarioError(str(p), [("", "no such file")])
     if p.is_dir():
         raise ScenarioError(str(p), [("", "is a directory, not a scenario file")])
+    if not p.is_file():
+        raise ScenarioError(str(p), [("", "not a regular file (a device, pipe or socket)")])
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScenarioError(str(p), [("", f"larger than {MAX_FILE_BYTES // 2**20} MiB: "
+                                          "not a scenario file")])
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(p), [("", f"cannot read: {exc}")]) from None
     try:
-        return tomllib.loads(text), text
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(str(p), [("", f"not valid TOML: {exc}")]) from None
+    except RecursionError:
+        raise ScenarioError(str(p), [("", f"tables and arrays nest deeper than {MAX_NESTING} "
+                                      "levels")]) from None
+    problems = nesting_problems(data)
+    if problems:
+        raise ScenarioError(str(p), problems)
+    return data, text
 
 
 #: Top-level arrays that a composing file appends to instead of replacing.
@@ -253,11 +299,31 @@ def merge_scenarios(base: dict[str, Any], over: Mapping[str, Any], top: bool = T
     return out
 
 
+def _extends_problem(parent: str, root: Path, parent_path: Path) -> str | None:
+    """Why ``extends = parent`` is not allowed, or None (see :func:`read_composed`)."""
+    if PurePath(parent).is_absolute() or PureWindowsPath(parent).is_absolute() or (
+        PureWindowsPath(parent).drive
+    ):
+        return (f"{parent!r} is an absolute path; extends takes paths relative to the file, "
+                "inside the scenario's folder")
+    if not parent.endswith(".toml"):
+        return f"{parent!r} is not a .toml file"
+    if not parent_path.exists():
+        return f"no such file: {parent_path}"
+    if not parent_path.resolve().is_relative_to(root):
+        return (f"{parent!r} lies outside {root}, the folder of the scenario being loaded; "
+                "extends may only name files in that folder or below it (copy the base "
+                "file next to yours, e.g. with tme-abm init)")
+    return None
+
+
 def _linearise(
-    path: Path, chain: tuple[Path, ...], done: dict[Path, tuple[Path, dict, str]]
+    path: Path,
+    chain: tuple[Path, ...],
+    done: dict[Path, tuple[Path, dict, str]],
+    root: Path,
 ) -> None:
     """Add ``path`` and, first, every file it extends to ``done``, each once."""
-    data, text = read_toml(path)
     here = path.resolve()
     if here in chain:
         cycle = " -> ".join(str(c) for c in (*chain, here))
@@ -266,6 +332,10 @@ def _linearise(
         )
     if here in done:
         return
+    if len(done) + len(chain) >= MAX_EXTENDS_FILES:
+        raise ScenarioError(str(path), [("extends", f"more than {MAX_EXTENDS_FILES} files "
+                                         "composed through extends")])
+    data, text = read_toml(path)
     parents = data.pop("extends", [])
     if isinstance(parents, str):
         parents = [parents]
@@ -273,9 +343,10 @@ def _linearise(
         raise ScenarioError(str(path), [("extends", "must be a file path or a list of file paths")])
     for parent in parents:
         parent_path = path.parent / parent
-        if not parent_path.exists():
-            raise ScenarioError(str(path), [("extends", f"no such file: {parent_path}")])
-        _linearise(parent_path, (*chain, here), done)
+        problem = _extends_problem(parent, root, parent_path)
+        if problem:
+            raise ScenarioError(str(path), [("extends", problem)])
+        _linearise(parent_path, (*chain, here), done, root)
     done[here] = (path, data, text)
 
 
@@ -283,7 +354,11 @@ def read_composed(path: str | Path) -> tuple[dict[str, Any], list[tuple[Path, st
     """Read a scenario file and, recursively, the files it ``extends``.
 
     ``extends`` is a path or a list of paths, relative to the file that names
-    them.  Every file is taken once, bases before the files that extend them
+    them, to ``.toml`` files in the folder of ``path`` or below it (symbolic
+    links followed): an absolute path or one that leads out of that folder
+    is refused, so a scenario cannot pull an unrelated file's text into a
+    run file's provenance.  At most :data:`MAX_EXTENDS_FILES` files compose
+    one scenario.  Every file is taken once, bases before the files that extend them
     and in the order they are listed, and each lays only its own content on
     the result (see :func:`merge_scenarios`): so when two parents share a
     base, the base's rules are not added twice and the second parent does
@@ -291,14 +366,16 @@ def read_composed(path: str | Path) -> tuple[dict[str, Any], list[tuple[Path, st
     (path, text) of every file, bases first.
     """
     done: dict[Path, tuple[Path, dict, str]] = {}
-    _linearise(Path(path), (), done)
+    _linearise(Path(path), (), done, Path(path).resolve().parent)
     merged: dict[str, Any] = {}
     for _, data, _ in done.values():
         merged = merge_scenarios(merged, data)
     return merged, [(p, text) for p, _, text in done.values()]
 
 
-def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScenario:
+def load_scenario(
+    path: str | Path, overrides: Iterable[str] = (), *, allow_large: bool = False
+) -> LoadedScenario:
     """Read, override and validate a scenario file.
 
     Parameters
@@ -307,11 +384,15 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScen
         A TOML scenario file.
     overrides
         ``dotted.key=value`` strings, applied before validation.
+    allow_large
+        Accept a run that needs more memory than this machine has available
+        or more than :data:`tme_abm.scenario.budget.MAX_TICKS` ticks.
 
     Raises
     ------
     ScenarioError
-        With one (key path, message) entry per problem.
+        With one (key path, message) entry per problem; every check the
+        engine would make is made here, so a scenario that loads also runs.
     """
     overrides = tuple(overrides)
     data, sources = read_composed(path)
@@ -319,7 +400,11 @@ def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> LoadedScen
         text = sources[0][1]
     else:
         text = "\n".join(f"# ===== {src} =====\n{body}" for src, body in sources)
-    problems = apply_overrides(data, overrides)
+    problems = apply_overrides(data, overrides) or nesting_problems(data)
     if problems:
         raise ScenarioError(str(path), problems)
-    return LoadedScenario(validate_data(data, str(path)), text, Path(path), overrides)
+    scenario = validate_data(data, str(path))
+    problems = budget_problems(scenario, allow_large=allow_large)
+    if problems:
+        raise ScenarioError(str(path), problems)
+    return LoadedScenario(scenario, text, Path(path), overrides)

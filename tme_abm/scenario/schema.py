@@ -11,12 +11,13 @@ interval longer than the run, ...) needs a validated scenario.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tme_abm.core.rules import behaviour_names, signal_names
+from tme_abm.core.rules import FIXED_SIGNALS, behaviour_names, signal_names
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)]
@@ -26,7 +27,28 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are never meaningful parameters: refuse them at the key
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Field names that would clash with the run file's coordinates or with the
+#: built-in signals of rules (``stat3``, ``crowding``, ...).
+RESERVED_FIELD_NAMES: tuple[str, ...] = ("time", "x", "y", "z", *FIXED_SIGNALS)
+#: The run file labels an empty site with this name (code -1).
+RESERVED_TYPE_NAMES: tuple[str, ...] = ("empty",)
+
+#: Most lattice sites: site and cell indices are 32-bit in the kernels.
+MAX_SITES = 2**31 - 1
+#: Most ticks a scenario may ask for at all (the tick counter and the random
+#: streams' keys stay far inside 32 bits); :mod:`tme_abm.scenario.budget`
+#: refuses far fewer unless a large run is asked for explicitly.
+MAX_TICKS_HARD = 2**31 - 1
+#: Largest diffusion number ``D dt / dx**2`` per tick.  The implicit solver's
+#: last pivot on a no-flux line is O(1) computed from O(r) terms, so its
+#: relative rounding error is ~r * 2.2e-16; at 1e8 that is 2e-8 (mass kept to
+#: that), and beyond ~1e16 the pivot is lost entirely (division by zero).
+#: A field with r = 1e8 spreads ~1.4e4 sites per tick: uniform on any lattice.
+MAX_DIFFUSION_NUMBER = 1e8
 
 
 class Domain(_Strict):
@@ -38,6 +60,18 @@ class Domain(_Strict):
     site_um: Pos = Field(description="lattice spacing (µm)")
     dt_min: Pos = Field(description="time step (minutes)")
     duration_days: Pos = Field(description="simulated time (days)")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Domain:
+        n_sites = math.prod(self.shape)
+        if n_sites > MAX_SITES:
+            raise ValueError(f"shape: {n_sites:.3g} sites; at most {MAX_SITES:,} (2**31 - 1) "
+                             "are possible")
+        ticks = self.duration_days * 1440.0 / self.dt_min
+        if not ticks <= MAX_TICKS_HARD:  # also inf
+            raise ValueError(f"duration_days / dt_min: {ticks:.3g} ticks; at most "
+                             f"{MAX_TICKS_HARD:,} are possible")
+        return self
 
 
 class FieldSpec(_Strict):
@@ -279,6 +313,15 @@ class Output(_Strict):
     cells: bool = True
     compression_level: Annotated[int, Field(ge=0, le=9)] = 1
 
+    @field_validator("fields")
+    @classmethod
+    def _each_field_once(cls, fields: list[str] | None) -> list[str] | None:
+        if fields is not None:
+            twice = sorted({f for f in fields if fields.count(f) > 1})
+            if twice:
+                raise ValueError(f"lists {', '.join(map(repr, twice))} more than once")
+        return fields
+
 
 class Scenario(_Strict):
     """A whole scenario file."""
@@ -336,6 +379,14 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     def need_type(path: str, name: Any) -> None:
         need("cell type", type_names, "defined types", path, name)
 
+    for fname in field_names:
+        if fname in RESERVED_FIELD_NAMES:
+            problems.append((f"fields.{fname}", "this name is reserved for a field; reserved: "
+                             f"{', '.join(RESERVED_FIELD_NAMES)}"))
+    for tname in type_names:
+        if tname in RESERVED_TYPE_NAMES:
+            problems.append((f"cell_types.{tname}",
+                             "'empty' is reserved: the run file labels empty sites with it"))
     for tname, ct in _table(data.get("cell_types")).items():
         ct = _table(ct)
         p = f"cell_types.{tname}"
@@ -399,11 +450,27 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
     if len(sc.cell_types) > 127:
         problems.append(("cell_types", "at most 127 cell types are allowed"))
     ndim = len(sc.domain.shape)
+    per_um2 = sc.domain.dt_min / sc.domain.site_um / sc.domain.site_um  # inf, never 1/0
+    too_fast = []
     for name, f in sc.fields.items():
         if f.boundary == "no_flux" and f.boundary_ng_per_ml != 0:
             problems.append(
                 (f"fields.{name}.boundary_ng_per_ml", 'only used with boundary = "dirichlet"')
             )
+        r = f.diffusion_um2_per_min * per_um2
+        if not r <= MAX_DIFFUSION_NUMBER:  # also catches an overflow to inf
+            too_fast.append((r, name))
+    if too_fast:
+        r, name = max(too_fast)
+        others = f" (and {len(too_fast) - 1} more fields)" if len(too_fast) > 1 else ""
+        problems.append((
+            f"fields.{name}.diffusion_um2_per_min",
+            f"D * dt / site_um**2 = {r:.3g} per tick{others} (D = "
+            f"{sc.fields[name].diffusion_um2_per_min:g} um2/min, domain.dt_min = "
+            f"{sc.domain.dt_min:g}, domain.site_um = {sc.domain.site_um:g}); at most "
+            f"{MAX_DIFFUSION_NUMBER:g}: the field would be uniform within one tick, and the "
+            "solver loses precision beyond it",
+        ))
     for tname, ct in sc.cell_types.items():
         if ct.chemotaxis_bias > 0 and ct.chemotaxis_field is None:
             problems.append(
@@ -472,3 +539,29 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
             )
         )
     return problems
+
+
+def scenario_notes(sc: Scenario) -> list[tuple[str, str]]:
+    """Things a valid scenario does that its author may not expect (key, message).
+
+    Not errors: ``validate`` and ``run`` print them as notes.
+    """
+    notes: list[tuple[str, str]] = []
+    every = sc.output.snapshot_every_min / sc.domain.dt_min
+    ticks = max(1, round(every))
+    if not math.isclose(every, ticks, rel_tol=1e-9, abs_tol=1e-9):
+        notes.append((
+            "output.snapshot_every_min",
+            f"{sc.output.snapshot_every_min:g} min is not a multiple of domain.dt_min = "
+            f"{sc.domain.dt_min:g}: snapshots are taken every {ticks} ticks "
+            f"({ticks * sc.domain.dt_min:g} min), and at the last tick",
+        ))
+    duration_min = sc.domain.duration_days * 1440.0
+    if not math.isclose(sc.n_ticks * sc.domain.dt_min, duration_min, rel_tol=1e-9):
+        notes.append((
+            "domain.duration_days",
+            f"{sc.domain.duration_days:g} days is not a whole number of ticks of "
+            f"{sc.domain.dt_min:g} min: the run takes {sc.n_ticks} ticks "
+            f"({sc.n_ticks * sc.domain.dt_min / 1440.0:g} days)",
+        ))
+    return notes
