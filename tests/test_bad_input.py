@@ -356,3 +356,12 @@ def test_unreadable_scenario_is_a_clear_error(tmp_path, capsys):
     s.chmod(0)
     code, _, err = run_cli(["validate", str(s)], capsys)
     assert code == 2 and "cannot read" in err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), "99999999999999999999999"])
+def test_seed_out_of_range_is_a_clear_error(seed, tmp_path, capsys):
+    out = tmp_path / "r.h5"
+    code, _, err = run_cli(["run", str(TINY), "--seed", seed, "--out", str(out), "--quiet"],
+                           capsys)
+    assert code == 2 and "--seed" in err and "Traceback" not in err
+    assert not out.exists()
