@@ -53,3 +53,24 @@ def partial_run_file(folder: Path, snapshots: int = 2, steps_between: int = 1) -
         for _ in range(steps_between):
             model.step()
     return writer.close(complete=False)
+
+
+def as_format_1_0(path: Path) -> Path:
+    """Rewrite a run file's cell-type labels the way format 1.0 wrote them:
+    ``empty`` first on the lattice, no labels on ``/cells/type`` or
+    ``/checkpoint/type``."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = "1.0"
+        ct = f["lattice/cell_type"]
+        names = [n for n in str(ct.attrs["flag_meanings"]).split() if n != "empty"]
+        ct.attrs["flag_values"] = np.arange(-1, len(names), dtype="i1")
+        ct.attrs["flag_meanings"] = " ".join(("empty", *names))
+        for where in ("cells/type", "checkpoint/type"):
+            if where in f:
+                for key in ("flag_values", "flag_meanings", "long_name"):
+                    if key in f[where].attrs:
+                        del f[where].attrs[key]
+    return path

@@ -187,7 +187,7 @@ def test_run_file_layout(full_run: Run) -> None:
         assert a["n_snapshots"] == n
         assert f["lattice/cell_type"].shape == (n, *TINY_SHAPE)
         assert f["lattice/cell_type"].dtype == np.int8
-        assert f["lattice/cell_type"].attrs["flag_meanings"] == " ".join(("empty", *TYPES))
+        assert f["lattice/cell_type"].attrs["flag_meanings"] == " ".join((*TYPES, "empty"))
         assert f["time"][:].tolist() == snapshot_times(TINY_TICKS, TINY_EVERY, 5.0)
         assert f["cells/row_size"].shape == (n,)
         assert f["cells/id"].shape[0] == int(f["cells/row_size"][:].sum()) > 0

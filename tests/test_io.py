@@ -23,6 +23,7 @@ from tme_abm.io import (
     RunFileError,
     RunLayout,
     RunWriter,
+    cell_type_labels,
     format_summary,
     read_checkpoint,
     read_snapshot,
@@ -159,7 +160,7 @@ def test_row_size_and_attributes(tmp_path: Path, shape: tuple[int, ...]) -> None
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == FORMAT_NAME
-        assert a["format_version"] == "1.0"
+        assert a["format_version"] == "1.1"
         assert a["Conventions"] == "CF-1.8"
         assert a["complete"] == 1
         assert a["n_snapshots"] == 3
@@ -177,9 +178,9 @@ def test_row_size_and_attributes(tmp_path: Path, shape: tuple[int, ...]) -> None
 
         ct = f["lattice/cell_type"]
         assert ct.dtype == np.int8 and ct.shape == (3, *shape)
-        np.testing.assert_array_equal(ct.attrs["flag_values"], [-1, 0, 1, 2])
+        np.testing.assert_array_equal(ct.attrs["flag_values"], [0, 1, 2, -1])
         assert ct.attrs["flag_values"].dtype == np.int8
-        assert ct.attrs["flag_meanings"] == "empty tumour cd8 macrophage"
+        assert ct.attrs["flag_meanings"] == "tumour cd8 macrophage empty"
         for name, units, long_name in zip(FIELD_NAMES, FIELD_UNITS, FIELD_LONG, strict=True):
             ds = f["fields"][name]
             assert ds.attrs["units"] == units and ds.attrs["long_name"] == long_name
@@ -376,6 +377,8 @@ def test_exception_in_with_leaves_partial(tmp_path: Path) -> None:
         (lambda t, ct, f, c: (t, ct, f, {k: c[k] for k in ("id", "type", "site")}), "stat3"),
         (lambda t, ct, f, c: (t, ct, f, {**c, "id": c["id"][:-1]}), "rows"),
         (lambda t, ct, f, c: (t, ct, f, {**c, "type": c["type"].astype(np.int16) + 300}), "'type'"),
+        (lambda t, ct, f, c: (t, ct, f, {**c, "type": c["type"] * 0 + 3}), "'type'.*0..2, got 3"),
+        (lambda t, ct, f, c: (t, ct, f, {**c, "type": c["type"] * 0 - 1}), "'type'.*0..2, got -1"),
         (lambda t, ct, f, c: (t, ct, f, {**c, "id": c["id"].astype(float)}), "'id'"),
         (lambda t, ct, f, c: (5.0, ct, f, c), "after the previous"),
     ],
@@ -409,6 +412,8 @@ def test_append_timeseries_validates(tmp_path: Path) -> None:
         ({"cell_type_names": ("tumour cell",)}, "whitespace"),
         ({"cell_columns": (("row_size", "int64", "1"),)}, "reserved"),
         ({"cell_columns": (("id", "complex64", "1"),)}, "not bool, integer or float"),
+        ({"cell_columns": (("type", "uint8", "1"),)}, "'type' holds cell-type codes"),
+        ({"cell_columns": (("type", "float32", "1"),)}, "'type' holds cell-type codes"),
         ({"timeseries": (("tick_time", "1", "x"),)}, "reserved"),
         ({"attrs": {"bad": object()}}, "'bad'"),
     ],
@@ -463,6 +468,74 @@ def test_xarray_sees_named_dims_and_coords(tmp_path: Path, shape: tuple[int, ...
             assert tree["cells"].dataset.sizes["cell"] == n_rows
         finally:
             tree.close()
+
+
+# --------------------------------------------------------------- cell types
+def test_every_type_coded_dataset_carries_the_same_labels(tmp_path: Path) -> None:
+    """/lattice/cell_type, /cells/type and /checkpoint/type: flag_values and
+    flag_meanings pair up, and the i-th meaning names code i (-1: the last)."""
+    shape = SHAPES["2d"]
+    path = tmp_path / "run.h5"
+    with RunWriter(path, make_layout(shape)) as w:
+        write_snapshots(w, shape, range(1))
+        w.write_checkpoint({"type": np.array([2, 0, 1], dtype=np.int8)}, {"tick": 0})
+    with h5py.File(path) as f:
+        assert f.attrs["format_version"] == "1.1"
+        for where in ("lattice/cell_type", "cells/type", "checkpoint/type"):
+            ds = f[where]
+            values, meanings = ds.attrs["flag_values"], ds.attrs["flag_meanings"].split()
+            assert values.dtype == ds.dtype, where  # CF: flag_values in the variable's type
+            assert values.tolist() == [0, 1, 2, -1], where
+            assert meanings == [*CELL_TYPES, "empty"], where
+            assert cell_type_labels(ds) == {0: "tumour", 1: "cd8", 2: "macrophage", -1: "empty"}
+            # the naive decoding is right for every code, empty included
+            codes = ds[0].ravel() if ds.ndim > 1 else ds[:]
+            paired = dict(zip(values.tolist(), meanings, strict=True))
+            assert [meanings[c] for c in codes] == [paired[c] for c in codes]
+        lattice = f["lattice/cell_type"][0]
+    expected = synth_snapshot(shape, 0)[1]
+    assert np.array_equal(lattice, expected) and (expected == -1).any()
+
+
+def test_format_1_0_files_read_with_the_same_names(tmp_path: Path) -> None:
+    from factory import as_format_1_0
+
+    shape = SHAPES["2d"]
+    new = run_summary(write_run(tmp_path / "new.h5", shape, 2))
+    old_path = as_format_1_0(write_run(tmp_path / "old.h5", shape, 2))
+    with h5py.File(old_path) as f:
+        assert f["lattice/cell_type"].attrs["flag_meanings"].split()[0] == "empty"
+        assert cell_type_labels(f["lattice/cell_type"]) == cell_type_labels(
+            h5py.File(tmp_path / "new.h5")["lattice/cell_type"]
+        )
+    old = run_summary(old_path)
+    assert old["format_version"] == "1.0" and new["format_version"] == "1.1"
+    assert old["cell_types"] == new["cell_types"] == list(CELL_TYPES)
+    assert old["cell_counts_last"] == new["cell_counts_last"]
+    lattice = synth_snapshot(shape, 1)[1]
+    assert new["cell_counts_last"] == {
+        name: int((lattice == code).sum())
+        for name, code in (("empty", -1), ("tumour", 0), ("cd8", 1), ("macrophage", 2))
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "meanings", "message"),
+    [
+        ([0, 1, -1], "tumour cd8 macrophage empty", "do not pair up"),
+        ([0, 2, 3, -1], "tumour cd8 macrophage empty", "not the codes"),
+        ([0, 1, 2, -1], "tumour cd8 macrophage dead", "not the codes"),
+    ],
+)
+def test_inconsistent_labels_are_a_clear_error(
+    tmp_path: Path, values: list[int], meanings: str, message: str
+) -> None:
+    path = write_run(tmp_path / "run.h5", SHAPES["2d"], 1)
+    with h5py.File(path, "r+") as f:
+        f["lattice/cell_type"].attrs["flag_values"] = np.array(values, dtype="i1")
+        f["lattice/cell_type"].attrs["flag_meanings"] = meanings
+    with pytest.raises(RunFileError, match=f"lattice/cell_type.*{message}"):
+        run_summary(path)
 
 
 # --------------------------------------------------------------- checkpoint

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
-from factory import partial_run_file
+from factory import as_format_1_0, partial_run_file
 
 from tme_abm import open_run, open_sweep
 from tme_abm.io import RunFileError, read_snapshot
@@ -43,10 +44,76 @@ def test_cell_table_matches_every_snapshot(run_file):
         rows = cells[cells.snapshot == k]
         assert np.array_equal(rows["id"].to_numpy(), snap["cells"]["id"])
         assert (rows["time"] == ds.time.values[k]).all()
+        assert np.array_equal(rows["type"].cat.codes.to_numpy(), snap["cells"]["type"])
         # the table agrees with the lattice: counts per type
-        counts = np.bincount(rows["type"], minlength=3)
+        counts = np.bincount(rows["type"].cat.codes, minlength=3)
         lattice = ds.cell_type.values[k]
         assert [int((lattice == t).sum()) for t in range(3)] == list(counts[:3])
+
+
+def _h5py_names(path):
+    """code -> name decoded the plain way: pair flag_values with flag_meanings."""
+    with h5py.File(path) as f:
+        a = f["lattice/cell_type"].attrs
+        return dict(zip(a["flag_values"].tolist(), a["flag_meanings"].split(), strict=True))
+
+
+def _check_named(path):
+    """open_run names the types exactly as the file's own labels do."""
+    ds, cells = open_run(path)
+    names = _h5py_names(path)
+    assert isinstance(cells["type"].dtype, pd.CategoricalDtype)
+    assert list(cells["type"].cat.categories) == ["tumour", "cd8", "cd8_exhausted"]
+    with h5py.File(path) as f:
+        codes = f["cells/type"][: len(cells)]
+        lattice = f["lattice/cell_type"][-1]
+    assert cells["type"].tolist() == [names[c] for c in codes]
+    # groupby gives names, with the same counts as the codes give
+    last = cells[cells.snapshot == cells.snapshot.max()]
+    by_name = last.groupby("type", observed=True).size().to_dict()
+    assert by_name == {names[c]: int((lattice == c).sum()) for c in np.unique(lattice) if c >= 0}
+    assert set(by_name) >= {"tumour", "cd8"}
+    # the lattice is named by the cell_type_name coordinate
+    named = ds.cell_type_name.sel(cell_type_code=ds.cell_type.isel(time=-1))
+    assert named.dims == ("y", "x")
+    assert named.values.tolist() == [[names[c] for c in row] for row in lattice]
+    assert ds.cell_type.attrs["flag_meanings"] == "tumour cd8 cd8_exhausted empty"
+    assert ds.cell_type.attrs["flag_values"].tolist() == [0, 1, 2, -1]
+    return by_name
+
+
+def test_cell_types_come_out_named(run_file):
+    by_name = _check_named(run_file)
+    with h5py.File(run_file) as f:
+        # the file labels every type column alike, empty (-1) last
+        for where in ("lattice/cell_type", "cells/type", "checkpoint/type"):
+            assert f[where].attrs["flag_meanings"] == "tumour cd8 cd8_exhausted empty", where
+            assert f[where].attrs["flag_values"].tolist() == [0, 1, 2, -1], where
+    assert by_name["tumour"] > 0
+
+
+def test_a_format_1_0_file_is_named_the_same(run_file, tmp_path):
+    old = tmp_path / "old.h5"
+    old.write_bytes(run_file.read_bytes())
+    as_format_1_0(old)
+    assert _h5py_names(old)[-1] == "empty" and _h5py_names(old)[0] == "tumour"
+    assert _check_named(old) == _check_named(run_file)
+    ds_old, cells_old = open_run(old)
+    ds_new, cells_new = open_run(run_file)
+    assert cells_old.equals(cells_new)
+    assert ds_old.cell_type_name.values.tolist() == ds_new.cell_type_name.values.tolist()
+
+
+def test_a_file_killed_before_its_first_flush_is_a_clear_error(tmp_path):
+    """A run killed while the writer was creating the file leaves an HDF5 file
+    whose root object header was never written (bytes after the superblock are
+    zero); open_run raised a bare KeyError there."""
+    path = partial_run_file(tmp_path, snapshots=0)
+    data = bytearray(path.read_bytes())
+    data[96:] = bytes(len(data) - 96)  # the superblock survives, nothing else
+    path.write_bytes(bytes(data))
+    with pytest.raises(RunFileError, match=r"cut\.h5\.partial is damaged or incomplete.*killed"):
+        open_run(path)
 
 
 def test_an_interrupted_partial_file_opens_with_its_complete_snapshots(tmp_path):

@@ -21,6 +21,7 @@ from PIL import Image
 
 from tme_abm.batch import sweep as sweep_module
 from tme_abm.cli import main
+from tme_abm.io import cell_type_labels
 from tme_abm.runner import run_scenario
 from tme_abm.scenario import load_scenario
 from tme_abm.viz import plots
@@ -120,7 +121,7 @@ def colour_pixels(image: np.ndarray, colour: str) -> int:
 def attrs(path: Path) -> tuple[list[str], list[str]]:
     with h5py.File(path, "r") as f:
         colours = str(f.attrs["cell_type_colours"]).split()
-        names = str(f["lattice/cell_type"].attrs["flag_meanings"]).split()[1:]
+        names = [n for c, n in cell_type_labels(f["lattice/cell_type"]).items() if c >= 0]
     return colours, names
 
 

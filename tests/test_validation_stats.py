@@ -244,7 +244,7 @@ def test_mature_dc_fraction_and_last_day():
 
 
 def test_run_metrics_on_a_real_run_file(tmp_path):
-    from tme_abm.io.reader import read_snapshot, read_timeseries
+    from tme_abm.io.reader import cell_type_labels, read_snapshot, read_timeseries
     from tme_abm.runner import run_scenario
     from tme_abm.scenario.load import load_scenario
 
@@ -259,7 +259,7 @@ def test_run_metrics_on_a_real_run_file(tmp_path):
     import h5py
 
     with h5py.File(path) as f:
-        names = str(f["lattice/cell_type"].attrs["flag_meanings"]).split()[1:]
+        names = [n for c, n in cell_type_labels(f["lattice/cell_type"]).items() if c >= 0]
         n = f["time"].shape[0]
     counts, per100 = [], []
     for i in range(n):

@@ -21,6 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from tme_abm.io import cell_type_labels  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,7 +30,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/img/baseline.png"))
     args = ap.parse_args()
     with h5py.File(args.run, "r") as f:
-        names = f["lattice/cell_type"].attrs["flag_meanings"].split()[1:]
+        labels = cell_type_labels(f["lattice/cell_type"])  # code -> name, -1 "empty"
+        names = [labels[code] for code in range(len(labels) - 1)]
         colours = f.attrs["cell_type_colours"].split()
         t_days = f["time"][-1] / 1440.0
         lattice = f["lattice/cell_type"][-1]

@@ -8,6 +8,7 @@ when complete. This package imports neither Mesa, numba nor the model.
 
 from tme_abm.io.reader import (
     RunFileError,
+    cell_type_labels,
     format_summary,
     read_checkpoint,
     read_snapshot,
@@ -30,6 +31,7 @@ __all__ = [
     "RunFileError",
     "RunLayout",
     "RunWriter",
+    "cell_type_labels",
     "format_summary",
     "partial_path_for",
     "read_checkpoint",

@@ -7,6 +7,14 @@ coordinates in µm and minutes, units as attributes) plus a
 belongs to.  :func:`open_sweep` reads a sweep folder's summary table.
 Only complete snapshots are read (``len(/time)``), so an interrupted
 ``.partial`` file opens too.
+
+Cell types come out named: the cell table's ``type`` is a
+:class:`pandas.Categorical` of type names (``groupby("type")`` gives names;
+``.cat.codes`` the stored codes), and the dataset has a ``cell_type_name``
+coordinate indexed by ``cell_type_code`` that names the lattice codes
+(``ds.cell_type_name.sel(cell_type_code=ds.cell_type)``). Names are read by
+pairing each dataset's ``flag_values`` with its ``flag_meanings``, so files
+of format 1.0 (``empty`` listed first) read the same as 1.1.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from tme_abm.io.reader import RunFileError
+from tme_abm.io.reader import _open_run, cell_type_labels
+from tme_abm.io.writer import EMPTY_CODE, TYPE_COLUMN, cell_type_flags
 
 
 class RunData(NamedTuple):
@@ -49,18 +58,20 @@ def open_run(path: str | Path) -> RunData:
     Returns
     -------
     RunData
-        ``dataset``: lattice ``cell_type`` and fields on ``(time, [z,] y, x)``,
-        time series on ``tick_time``; ``cells``: one row per cell per
-        snapshot with ``snapshot`` and ``time`` columns.
+        ``dataset``: lattice ``cell_type`` (int8 codes, -1 empty) and fields
+        on ``(time, [z,] y, x)``, time series on ``tick_time``, and the
+        coordinate ``cell_type_name`` on ``cell_type_code`` naming every
+        code; ``cells``: one row per cell per snapshot with ``snapshot`` and
+        ``time`` columns, ``type`` a :class:`pandas.Categorical` of names.
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, not a tme-abm run file, or damaged (for
+        instance left by a run killed before its first snapshot).
     """
     p = Path(path)
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise RunFileError(f"{p}: not a readable HDF5 run file ({exc})") from None
-    with f:
-        if f.attrs.get("format") not in ("tme-abm-run", b"tme-abm-run"):
-            raise RunFileError(f"{p}: not a tme-abm run file (no format attribute)")
+    with _open_run(p) as f:
         n = int(f["time"].shape[0])
         spatial = [d for d in ("z", "y", "x") if d in f]
         coords = {"time": ("time", f["time"][:n], {"units": "minutes"})}
@@ -69,7 +80,18 @@ def open_run(path: str | Path) -> RunData:
         data_vars = {}
         dims = ("time", *spatial)
         lattice = f["lattice/cell_type"]
-        data_vars["cell_type"] = (dims, lattice[:n], _attrs(lattice))
+        labels = cell_type_labels(lattice)
+        names = [name for code, name in labels.items() if code != EMPTY_CODE]
+        values, meanings = cell_type_flags(names, lattice.dtype)
+        # the file's own flag order (1.0: empty first) is replaced by 1.1's
+        flags = {"flag_values": values, "flag_meanings": meanings}
+        data_vars["cell_type"] = (dims, lattice[:n], {**_attrs(lattice), **flags})
+        coords["cell_type_code"] = ("cell_type_code", values, {"long_name": "cell type code"})
+        coords["cell_type_name"] = (
+            "cell_type_code",
+            np.array(meanings.split(), dtype=object),
+            {"long_name": "cell type name"},
+        )
         for name, ds in f["fields"].items():
             if name in ("time", *spatial) or ds.ndim != len(dims):
                 continue
@@ -91,6 +113,13 @@ def open_run(path: str | Path) -> RunData:
                 if name in ("row_size", "time", "cell") or ds.ndim != 1:
                     continue
                 columns[name] = ds[:total]
+                if name == TYPE_COLUMN:
+                    # 1.1 labels the column itself; 1.0 only the lattice
+                    col = cell_type_labels(ds) if "flag_meanings" in ds.attrs else labels
+                    categories = [col[c] for c in sorted(col) if c != EMPTY_CODE]
+                    columns[name] = pd.Categorical.from_codes(
+                        columns[name].astype(np.int64), categories=categories
+                    )
             snapshot = np.repeat(np.arange(n), rows)
             columns = {"snapshot": snapshot, "time": dataset["time"].values[snapshot], **columns}
         cells = pd.DataFrame(columns)

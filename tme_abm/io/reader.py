@@ -22,6 +22,8 @@ import numpy as np
 from tme_abm.io.writer import (
     CELL_DIM,
     CHECKPOINT_GROUP,
+    EMPTY_CODE,
+    EMPTY_NAME,
     FORMAT_NAME,
     FORMAT_VERSION,
     PARTIAL_SUFFIX,
@@ -30,6 +32,7 @@ from tme_abm.io.writer import (
 
 __all__ = [
     "RunFileError",
+    "cell_type_labels",
     "format_summary",
     "read_checkpoint",
     "read_snapshot",
@@ -114,7 +117,10 @@ def _open_run(path: str | Path) -> Iterator[h5py.File]:
             )
         yield f
     except (KeyError, OSError) as exc:
-        raise RunFileError(f"{p} is damaged or incomplete: {exc}") from exc
+        raise RunFileError(
+            f"{p} is damaged or incomplete ({exc}); a run killed before its first "
+            "snapshot was flushed leaves such a file"
+        ) from exc
     finally:
         f.close()
 
@@ -123,9 +129,53 @@ def _n_snapshots(f: h5py.File) -> int:
     return int(f["time"].shape[0])
 
 
+def cell_type_labels(ds: h5py.Dataset) -> dict[int, str]:
+    """Cell-type code -> name, from a type-coded dataset's CF flag attributes.
+
+    Pairs ``flag_values`` with ``flag_meanings`` (never indexes the names by
+    code), so it reads format 1.1 files (``empty`` listed last) and 1.0
+    files (``empty`` first) alike.
+
+    Parameters
+    ----------
+    ds
+        ``/lattice/cell_type``, ``/cells/type`` (format 1.1) or
+        ``/checkpoint/type`` of an open run file.
+
+    Returns
+    -------
+    dict
+        ``{0: "tumour", 1: "cd8", ..., -1: "empty"}``, type codes in
+        increasing order, then -1.
+
+    Raises
+    ------
+    RunFileError
+        If the attributes are missing or do not pair up one to one.
+    """
+    where = f"{ds.file.filename}:{ds.name}"
+    if "flag_values" not in ds.attrs or "flag_meanings" not in ds.attrs:
+        raise RunFileError(f"{where} has no flag_values / flag_meanings (cell-type labels)")
+    values = [int(v) for v in np.asarray(ds.attrs["flag_values"]).ravel()]
+    meanings = str(_py(ds.attrs["flag_meanings"])).split()
+    if len(values) != len(meanings) or len(set(values)) != len(values):
+        raise RunFileError(
+            f"{where}: flag_values ({len(values)}) and flag_meanings ({len(meanings)}) "
+            "do not pair up one to one"
+        )
+    labels = dict(zip(values, meanings, strict=True))
+    types = sorted(v for v in values if v != EMPTY_CODE)
+    if types != list(range(len(types))) or labels.get(EMPTY_CODE) != EMPTY_NAME:
+        raise RunFileError(
+            f"{where}: flag_values {values} / flag_meanings {meanings} are not the codes "
+            f"0..n-1 plus {EMPTY_CODE} = {EMPTY_NAME!r}"
+        )
+    return {**{v: labels[v] for v in types}, EMPTY_CODE: EMPTY_NAME}
+
+
 def _cell_type_names(f: h5py.File) -> list[str]:
-    meanings = str(_py(f["lattice/cell_type"].attrs["flag_meanings"])).split()
-    return meanings[1:]  # first is "empty" (code -1)
+    """Type names in code order (0, 1, ...), without ``empty``."""
+    return [n for c, n in cell_type_labels(f["lattice/cell_type"]).items() if c != EMPTY_CODE]
 
 
 def _field_names(f: h5py.File) -> list[str]:
@@ -149,9 +199,9 @@ def _series_names(f: h5py.File) -> list[str]:
 
 
 def _counts(f: h5py.File, index: int, names: list[str]) -> dict[str, int]:
-    codes = f["lattice/cell_type"][index].astype(np.int64).ravel() + 1
+    codes = f["lattice/cell_type"][index].astype(np.int64).ravel() - EMPTY_CODE
     counts = np.bincount(codes, minlength=len(names) + 1)
-    return {name: int(c) for name, c in zip(["empty", *names], counts, strict=False)}
+    return {name: int(c) for name, c in zip([EMPTY_NAME, *names], counts, strict=False)}
 
 
 def run_summary(path: str | Path) -> dict[str, Any]:

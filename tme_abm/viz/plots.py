@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from tme_abm.analysis.replicates import mean_ci
-from tme_abm.io.reader import _open_run, read_snapshot, read_timeseries
+from tme_abm.io.reader import _cell_type_names, _open_run, read_snapshot, read_timeseries
 from tme_abm.io.writer import PARTIAL_SUFFIX
 from tme_abm.viz.figures import cell_type_handles, draw_cell_types
 
@@ -188,7 +188,7 @@ def _run_info(path: str | Path) -> _RunInfo:
         times = np.asarray(f["time"][:n], dtype=np.float64)
         lattice = f["lattice/cell_type"]
         shape = tuple(int(s) for s in lattice.shape[1:])
-        names = _text(lattice.attrs.get("flag_meanings")).split()[1:]
+        names = _cell_type_names(f)
         a = f.attrs
         colours = _text(a.get("cell_type_colours")).split()
         labels = _text(a.get("cell_type_labels")).split("|")
