@@ -409,3 +409,36 @@ def test_existing_outputs_need_force(run_file, tmp_path, capsys):
     assert main(["plot", str(sweep)]) == 0
     assert main(["plot", str(sweep)]) == 2
     assert main(["plot", str(sweep), "--force"]) == 0
+
+
+def test_field_map_with_one_sparse_peak_is_not_black(run_file, tmp_path, monkeypatch):
+    """One site a million times hotter than the rest: the colour scale is clipped
+    at the 99.5th percentile (as in movies), so the gradient stays visible."""
+    import shutil
+
+    spiked = tmp_path / "spiked.h5"
+    shutil.copyfile(run_file, spiked)
+    with h5py.File(spiked, "r+") as f:
+        name = "il6"
+        ds = f["fields"][name]
+        data = ds[...]
+        peak = float(data.max()) * 1e6
+        data[:, 3, 3] = peak
+        ds[...] = data
+        rest = data[:, 10:, 10:]
+    figures = {}
+    real_save = plots._save
+
+    def capture(fig, path):
+        if fig.axes[0].images:
+            figures[Path(path).name] = (fig.axes[0].images[0].get_clim(),
+                                        fig._suptitle.get_text())
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    plots.plot_run(spiked, tmp_path / "plots", log=lambda _: None)
+    (lo, hi), title = figures[f"field_{name}.png"]
+    assert lo == 0.0
+    assert hi < peak / 1e3  # not the spike: the scale is set by the field itself
+    assert hi >= np.percentile(rest, 50)
+    assert "clipped at the 99.5th percentile" in title

@@ -466,9 +466,13 @@ def _field_figure(info: _RunInfo, picks: Sequence[_Pick], snaps: Sequence[dict],
     m = len(picks)
     planes = [info.plane(np.asarray(s["fields"][fd.name], dtype=np.float64)) for s in snaps]
     finite = [p[np.isfinite(p)] for p in planes]
-    vmax = max((float(v.max()) for v in finite if v.size), default=0.0)
+    top = max((float(v.max()) for v in finite if v.size), default=0.0)
     vmin = min(0.0, min((float(v.min()) for v in finite if v.size), default=0.0))
-    zero = vmax <= 0.0
+    zero = top <= 0.0
+    # One sparse peak (a single secreting cell) would leave everything else
+    # black on a 0..max scale: clip at a high percentile, as the movie does.
+    vmax = _robust_max(iter(planes), MOVIE_PERCENTILE) if not zero else 0.0
+    clipped = vmax < top
     vmax = vmax if vmax > vmin else vmin + 1.0
     fig = _new_figure(3.9 * m + 1.2, 4.4)
     axes = fig.subplots(1, m, squeeze=False)[0]
@@ -482,11 +486,14 @@ def _field_figure(info: _RunInfo, picks: Sequence[_Pick], snaps: Sequence[dict],
     units = fd.units or "no units"
     # beside the last panel (a colour bar for all axes would sit far to the right)
     cax = axes[-1].inset_axes((1.05, 0.0, 0.05, 1.0))
-    fig.colorbar(im, cax=cax, label=f"{fd.long_name} ({units})")
+    fig.colorbar(im, cax=cax, label=f"{fd.long_name} ({units})",
+                 extend="max" if clipped else "neither")
     name = fd.long_name if fd.long_name == fd.name else f"{fd.long_name} [{fd.name}]"
     where = f", {info.slice_note}" if info.slice_note else ""
     empty = " - zero everywhere in these snapshots" if zero else ""
-    fig.suptitle(f"{name} ({units}){where}{empty}\n{info.title}", fontsize=10)
+    clip = (f"; colours clipped at the {MOVIE_PERCENTILE:g}th percentile "
+            f"({vmax:.3g}, max {top:.3g})" if clipped else "")
+    fig.suptitle(f"{name} ({units}){where}{empty}{clip}\n{info.title}", fontsize=10)
     return fig
 
 
