@@ -512,6 +512,12 @@ def test_format_1_0_files_read_with_the_same_names(tmp_path: Path) -> None:
     assert old["format_version"] == "1.0" and new["format_version"] == "1.1"
     assert old["cell_types"] == new["cell_types"] == list(CELL_TYPES)
     assert old["cell_counts_last"] == new["cell_counts_last"]
+    for summary in (old, new):  # inspect names every code
+        assert re.search(
+            r"^  type codes +0 tumour, 1 cd8, 2 macrophage, -1 empty$",
+            format_summary(summary),
+            re.M,
+        )
     lattice = synth_snapshot(shape, 1)[1]
     assert new["cell_counts_last"] == {
         name: int((lattice == code).sum())

@@ -152,3 +152,17 @@ def test_open_sweep_reads_the_summary_with_parameters(tmp_path):
     }
     with pytest.raises(FileNotFoundError, match="sweep folder"):
         open_sweep(tmp_path)
+
+
+def test_analysis_takes_open_run_cells_as_read_snapshot_cells(run_file):
+    """The named (Categorical) type column still works where codes are expected."""
+    from tme_abm.analysis.spatial import stat3_high_fraction_by_distance
+
+    ds, cells = open_run(run_file)
+    snap = read_snapshot(run_file, -1)
+    rows = cells[cells.snapshot == ds.sizes["time"] - 1]
+    args = ([0], 20.0, [-np.inf, 0.0, np.inf])
+    got = stat3_high_fraction_by_distance(snap["cell_type"], rows, *args)
+    want = stat3_high_fraction_by_distance(snap["cell_type"], snap["cells"], *args)
+    pd.testing.assert_frame_equal(got, want)
+    assert got.n_cells.sum() == len(rows)

@@ -375,7 +375,9 @@ def _cell_columns(cells: Mapping[str, Any], n_sites: int) -> tuple[np.ndarray, .
     """(type, site, stat3) of a snapshot's cells, or None if a column is missing."""
     if not all(k in cells for k in ("type", "site", "stat3")):
         return None
-    types = np.asarray(cells["type"]).astype(np.int64).ravel()
+    types = cells["type"]
+    types = getattr(getattr(types, "cat", None), "codes", types)  # open_run's names: codes
+    types = np.asarray(types).astype(np.int64).ravel()
     sites = np.asarray(cells["site"]).astype(np.int64).ravel()
     stat3 = np.asarray(cells["stat3"], dtype=np.float64).ravel()
     if not types.size == sites.size == stat3.size:

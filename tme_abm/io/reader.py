@@ -361,6 +361,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"{dims} sites ({', '.join(s['dims'])}), {s['site_um']:g} um each = {phys} mm",
         ),
     ]
+    if s.get("cell_types"):
+        codes = [f"{code} {name}" for code, name in enumerate(s["cell_types"])]
+        rows.append(("type codes", ", ".join([*codes, f"{EMPTY_CODE} {EMPTY_NAME}"])))
     if n:
         t0, t1 = s["time_min"]
         d0, d1 = s["time_days"]
