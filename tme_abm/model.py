@@ -73,7 +73,8 @@ class TMEModel(mesa.Model):
         0 keeps none, for runs whose series are written elsewhere:
         :func:`~tme_abm.runner.run_scenario` (``tme-abm run``, sweeps) uses 0
         and writes the series to the run file, so its memory stays flat
-        however long the run.  See :class:`SeriesCollector`.
+        however long the run.  ``mesa.batch_run`` and the interactive page
+        read every row: leave it None there.  See :class:`SeriesCollector`.
 
     Raises
     ------
