@@ -87,7 +87,7 @@ def expected(path: Path) -> dict:
 
 def test_the_page_has_every_example() -> None:
     """The extraction finds the examples (a renamed fence would skip them silently)."""
-    assert len(snippets("python")) >= 2
+    assert len(snippets("python")) == 3
     assert len(snippets("r")) == 1
     assert len(snippets("julia")) == 1
     for language in ("python", "r", "julia"):
@@ -96,8 +96,24 @@ def test_the_page_has_every_example() -> None:
 
 def test_python_examples(any_file: Path) -> None:
     want = expected(any_file)
-    open_run_example, h5py_example = (c for c in snippets("python") if DOC_PATH in c)
+    xarray_example, open_run_example, h5py_example = snippets("python")
     scope: dict = {}
+    exec(use(xarray_example, any_file), scope)  # noqa: S102 - the page's own example
+    assert scope["fields"].il6.dims == scope["lattice"].cell_type.dims == ("time", "y", "x")
+    assert scope["series"].count_tumour.dims == ("tick_time",)
+    assert scope["cells"]["type"].dims == ("cell",)
+    labelled = [scope["lattice"].cell_type]
+    with h5py.File(any_file) as f:
+        version = f.attrs["format_version"]
+    if version != "1.0":  # 1.0 labelled only the lattice
+        labelled.append(scope["cells"]["type"])
+    for ds in labelled:  # the labels come through xarray
+        values, meanings = ds.attrs["flag_values"].tolist(), ds.attrs["flag_meanings"].split()
+        label = dict(zip(values, meanings, strict=True))
+        assert label == {**dict(enumerate(TYPES)), -1: "empty"}, ds.name
+    for name in ("fields", "lattice", "series", "cells"):
+        scope[name].close()
+    scope = {}
     exec(use(open_run_example, any_file), scope)  # noqa: S102 - the page's own example
     assert scope["stat3_by_type"].to_dict() == pytest.approx(want["stat3"])
     counts = scope["sites_by_type"].to_dict()
