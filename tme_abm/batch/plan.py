@@ -151,12 +151,14 @@ class RunSpec:
 
     run_id: str
     scenario: Path
-    label: str  # the scenario's label in run ids and the summary (see scenario_labels)
     point: int  # index of the parameter point
     replicate: int
     seed: int
     params: dict[str, Any]
     overrides: tuple[str, ...]
+    #: the scenario's label in run ids and the summary (see scenario_labels);
+    #: empty: the scenario file's stem
+    label: str = ""
 
 
 def load_sweep(path: str | Path) -> Sweep:

@@ -208,7 +208,7 @@ def write_summary(path: Path, specs: list[RunSpec], rows: dict[str, dict[str, An
         w = csv.DictWriter(fh, fieldnames=_columns(params), extrasaction="ignore")
         w.writeheader()
         for s in specs:
-            row = {"run_id": s.run_id, "scenario": s.label, "point": s.point,
+            row = {"run_id": s.run_id, "scenario": s.label or s.scenario.stem, "point": s.point,
                    "replicate": s.replicate, "seed": s.seed, **s.params,
                    "status": "pending", **rows.get(s.run_id, {})}
             w.writerow(row)
