@@ -114,3 +114,18 @@ def test_bounded_series_keep_the_latest_rows_indexed_by_tick():
 def test_series_rows_must_be_a_count(bad):
     with pytest.raises(ValueError, match="max_rows"):
         TMEModel(TINY, overrides=SHORT, series_rows=bad)
+
+
+def test_model_takes_a_shipped_scenario_by_name(tmp_path, monkeypatch):
+    from tme_abm import TMEModel
+
+    monkeypatch.chdir(tmp_path)  # no baseline file here: the shipped one
+    model = TMEModel("baseline", seed=3, overrides={"domain.shape": [30, 30]})
+    assert model.scenario.name == "baseline" and model.engine.cells.n > 0
+    (tmp_path / "baseline").write_text("not toml = = =")  # a path that exists wins
+    import pytest
+
+    from tme_abm.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        TMEModel("baseline")

@@ -58,8 +58,10 @@ class TMEModel(mesa.Model):
     Parameters
     ----------
     scenario
-        A scenario file path, a :class:`LoadedScenario` or a :class:`Scenario`
-        (default: the shipped ``baseline`` scenario).
+        A scenario file path, the name of a shipped scenario (``"baseline"``,
+        see ``tme-abm scenarios``; a path that exists wins), a
+        :class:`LoadedScenario` or a :class:`Scenario` (default: the shipped
+        ``baseline`` scenario).
     seed
         Overrides the scenario's seed.  ``rng`` is accepted as a synonym so that
         Mesa's tooling, which passes ``rng``, works.
@@ -100,8 +102,10 @@ class TMEModel(mesa.Model):
             if override_list:
                 raise ValueError("overrides need a scenario file, not a Scenario object")
             loaded = LoadedScenario(scenario, "", None)
-        else:
-            loaded = load_scenario(scenario, override_list)
+        else:  # a path, or the name of a shipped scenario ("baseline")
+            from tme_abm.scenario.library import resolve
+
+            loaded = load_scenario(resolve(scenario), override_list)
         chosen = _as_seed(seed) if seed is not None else _as_seed(rng)
         if chosen is None:
             chosen = loaded.scenario.seed
