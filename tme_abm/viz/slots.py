@@ -17,6 +17,8 @@ import os
 import threading
 from collections.abc import Hashable
 
+from tme_abm.scenario.budget import available_memory_bytes
+
 #: Environment variable through which ``tme-abm viz --max-models N`` sets the bound.
 MAX_MODELS_ENV = "TME_ABM_VIZ_MAX_MODELS"
 #: Memory budgeted per live model: any tab may pick the biggest offered
@@ -83,22 +85,6 @@ class ModelSlots:
         """Give back ``owner``'s slot (nothing happens if it holds none)."""
         with self._lock:
             self._owners.discard(owner)
-
-
-def available_memory_bytes() -> int | None:
-    """Memory available to new allocations now (Linux ``MemAvailable``), or
-    the physical memory where that is unknown, or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def default_max_models(available_bytes: int | None = None) -> int:
