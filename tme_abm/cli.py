@@ -168,9 +168,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loaded = load_scenario(args.scenario, args.overrides, allow_large=args.allow_large)
     except ScenarioError as exc:
         return _fail(exc.format())
-    _print_notes(loaded)
+    if not args.quiet:
+        _print_notes(loaded)
     if args.seed is not None and not 0 <= args.seed < 2**63:
-        return _fail(f"--seed: must be an integer from 0 to 2**63 - 1, not {args.seed}")
+        return _fail(f"--seed: must be a non-negative integer below 2**63, not {args.seed}")
     out = args.out if args.out is not None else default_output_path(loaded)
     if out.exists() and not args.force:
         return _fail(f"{out} already exists; use --force to replace it")
