@@ -122,24 +122,34 @@ def test_process_pool_gives_the_same_summary_as_one_process(tmp_path):
     assert {row["threads"] for row in one.values()} == {numba.get_num_threads()}
 
 
-def test_killed_sweep_finishes_only_what_was_missing(tmp_path):
-    path = write_sweep(tmp_path, *GRID, replicates=4)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "tme_abm", "sweep", str(path), "--out", str(out),
-           "--workers", "1", "--quiet"]
+def kill_after_runs(cmd, out, n_ok, before_kill=None, timeout_s=240):
+    """Start the sweep command ``cmd``, SIGKILL it once ``out/sweep.log`` has
+    ``n_ok`` finished runs; return ``before_kill(pid)`` (called just before)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = None
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + timeout_s
         while time.time() < deadline:
             log = out / "sweep.log"
-            if log.exists() and log.read_text().count(": ok") >= 2:
+            if log.exists() and log.read_text().count(": ok") >= n_ok:
                 break
             time.sleep(0.2)
+        if before_kill is not None:
+            seen = before_kill(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return seen
+
+
+def test_killed_sweep_finishes_only_what_was_missing(tmp_path):
+    path = write_sweep(tmp_path, *GRID, replicates=4)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tme_abm", "sweep", str(path), "--out", str(out),
+           "--workers", "1", "--quiet"]
+    kill_after_runs(cmd, out, 2)
     done_before = sum(r["status"] == "ok" for r in read_summary(out))
     assert 2 <= done_before < 8
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -317,21 +327,8 @@ def test_killing_a_sweep_kills_its_workers_and_a_rerun_finishes(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "tme_abm", "sweep", str(path), "--out", str(out),
            "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = []
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            log = out / "sweep.log"
-            if log.exists() and log.read_text().count(": ok") >= 1:
-                break
-            time.sleep(0.2)
-        workers = [p for p in _children(proc.pid) if _alive(p)]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    workers = kill_after_runs(cmd, out, 1,
+                              before_kill=lambda pid: [p for p in _children(pid) if _alive(p)])
     assert workers, "the pool had no live workers to check"
     deadline = time.time() + 10
     while time.time() < deadline and any(_alive(p) for p in workers):
