@@ -73,11 +73,12 @@ def _timeseries_outputs(path: str | Path) -> dict[str, float]:
 
 
 def _scenario_text(spec: RunSpec) -> str | None:
-    """The scenario text a run file of ``spec`` records (None if it cannot load)."""
-    from tme_abm.scenario import ScenarioError, load_scenario
+    """The scenario text a run file of ``spec`` records (None if it cannot be read)."""
+    from tme_abm.scenario import ScenarioError
+    from tme_abm.scenario.load import composed_text, read_composed
 
     try:
-        return load_scenario(spec.scenario).text
+        return composed_text(read_composed(spec.scenario)[1])
     except ScenarioError:
         return None
 

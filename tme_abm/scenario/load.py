@@ -373,6 +373,15 @@ def read_composed(path: str | Path) -> tuple[dict[str, Any], list[tuple[Path, st
     return merged, [(p, text) for p, _, text in done.values()]
 
 
+def composed_text(sources: list[tuple[Path, str]]) -> str:
+    """The scenario text a run file records: the file's own text, or, for a
+    file that ``extends`` others, every file's text under a ``# ===== path``
+    header, bases first (``sources`` as :func:`read_composed` returns them)."""
+    if len(sources) == 1:
+        return sources[0][1]
+    return "\n".join(f"# ===== {src} =====\n{body}" for src, body in sources)
+
+
 def load_scenario(
     path: str | Path, overrides: Iterable[str] = (), *, allow_large: bool = False
 ) -> LoadedScenario:
@@ -396,10 +405,7 @@ def load_scenario(
     """
     overrides = tuple(overrides)
     data, sources = read_composed(path)
-    if len(sources) == 1:
-        text = sources[0][1]
-    else:
-        text = "\n".join(f"# ===== {src} =====\n{body}" for src, body in sources)
+    text = composed_text(sources)
     problems = apply_overrides(data, overrides) or nesting_problems(data)
     if problems:
         raise ScenarioError(str(path), problems)
