@@ -50,6 +50,7 @@ from tme_abm.core.random import (
     uniform_array,
 )
 from tme_abm.core.rules import B_STAT3, evaluate_rules, secretion_column, uptake_column
+from tme_abm.core.spectral import ExactFieldStep, apply_uptake, scatter_sources
 from tme_abm.core.stat3 import FLAG_STAT3_KNOCKOUT, update_stat3
 from tme_abm.core.therapy import (
     Transfer,
@@ -115,6 +116,17 @@ class Engine:
         self.conc = np.empty((nz, ny, nx, nf), dtype=np.float32)
         self.conc[...] = p.initial_conc.astype(np.float32)
         self._diff_number = diffusion_coefficients(p.diffusion_um2_per_min, p.site_um, p.dt_min)
+        #: the exact-in-time field step and its source array (None with "lod")
+        self._exact: ExactFieldStep | None = None
+        self._sources: np.ndarray | None = None
+        if p.field_solver == "exact" and nf > 0:
+            self._exact = ExactFieldStep(
+                p.dims, p.diffusion_um2_per_min, p.site_um, p.dt_min, p.bc_dirichlet, p.bc_value
+            )
+            self._sources = np.zeros_like(self.conc)
+        #: this tick's drug entry at vessels as (field, exchange rate, plasma level),
+        #: for the exact field step (the LOD step applies it in step_therapies)
+        self._vessel_entry: list[tuple[int, float, float]] = []
         n_behaviours = p.base.shape[1]
         self.cells = CellTable(self.n_sites, n_behaviours)
         self.tick = 0
@@ -211,9 +223,14 @@ class Engine:
                 changed = True
         if changed:
             self.evaluate_rules()
+        self._vessel_entry = []
         for drug in p.drugs:
             plasma = drug.plasma_ng_per_ml(self.time_min)
-            if not drug.at_vessels:
+            if drug.at_vessels and self._exact is not None:
+                # exchange q (P - c) at vessels: a source q P and an uptake q,
+                # both applied by step_fields inside the exact step
+                self._vessel_entry.append((drug.field, drug.exchange_per_min, plasma))
+            elif not drug.at_vessels:
                 tissue_exchange(
                     self.conc_flat(), drug.field, plasma, drug.exchange_per_min, p.dt_min
                 )
@@ -306,16 +323,24 @@ class Engine:
             )
 
     def step_fields(self) -> None:
-        """Secretion and uptake by cells, then diffusion and decay over dt."""
+        """Secretion and uptake by cells, diffusion and decay over dt.
+
+        With the exact solver, uptake (cells, and drug exchange at vessels) is
+        applied per site first, and secretion is a source held over the tick
+        inside the exact step; with "lod", secretion and uptake are solved per
+        site and then the fields are diffused and decayed.
+        """
         p, c = self.params, self.cells
         nf = p.n_fields
-        if c.n > 0 and nf > 0:
-            sec0, upt0 = secretion_column(nf), uptake_column(nf)
-            secretion = c.behaviours[: c.n, sec0 : sec0 + nf]
-            uptake = c.behaviours[: c.n, upt0 : upt0 + nf]
-            with threads_for(c.n, "cells", self._mid_threads):
-                apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
-        if nf > 0:
+        if nf == 0:
+            return
+        sec0, upt0 = secretion_column(nf), uptake_column(nf)
+        secretion = c.behaviours[: c.n, sec0 : sec0 + nf]
+        uptake = c.behaviours[: c.n, upt0 : upt0 + nf]
+        if self._exact is None:
+            if c.n > 0:
+                with threads_for(c.n, "cells", self._mid_threads):
+                    apply_sources(self.conc, c.site[: c.n], secretion, uptake, p.dt_min)
             with threads_for(self.conc.size, "fields", self._mid_threads):
                 diffuse_decay(
                     self.conc,
@@ -325,6 +350,21 @@ class Engine:
                     p.bc_dirichlet,
                     p.bc_value,
                 )
+            return
+        sources = self._sources
+        with threads_for(c.n, "cells", self._mid_threads):
+            apply_uptake(self.conc, c.site[: c.n], uptake, p.dt_min)
+            scatter_sources(sources, c.site[: c.n], secretion)
+        if self._vessel_entry and len(self.vessel_sites):
+            flat, src = self.conc_flat(), sources.reshape(self.n_sites, nf)
+            for field, rate, plasma in self._vessel_entry:
+                keep = np.float32(np.exp(-rate * p.dt_min))
+                flat[self.vessel_sites, field] *= keep
+                src[self.vessel_sites, field] += np.float32(rate * plasma)
+        with threads_for(self.conc.size, "fields", self._mid_threads):
+            self._exact.step(
+                self.conc, self.tables.decay_per_min, sources, workers=numba.get_num_threads()
+            )
 
     def step_stat3(self) -> None:
         """Every cell senses its site and updates STAT3 and SOCS3."""

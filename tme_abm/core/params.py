@@ -103,6 +103,8 @@ class EngineParams:
     effects: tuple[TimedEffect, ...] = ()
     drugs: tuple[DrugSchedule, ...] = ()
     transfers: tuple[Transfer, ...] = ()
+    # numerics
+    field_solver: str = "exact"  # "exact" (spectral, exact in time) or "lod"
 
     @property
     def n_fields(self) -> int:

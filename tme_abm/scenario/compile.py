@@ -205,6 +205,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         ndim=ndim,
         site_um=sc.domain.site_um,
         dt_min=sc.domain.dt_min,
+        field_solver=sc.domain.field_solver,
         n_ticks=sc.n_ticks,
         seed=sc.seed if seed is None else int(seed),
         field_names=fields,

@@ -60,6 +60,13 @@ class Domain(_Strict):
     site_um: Pos = Field(description="lattice spacing (µm)")
     dt_min: Pos = Field(description="time step (minutes)")
     duration_days: Pos = Field(description="simulated time (days)")
+    field_solver: Literal["exact", "lod"] = Field(
+        default="exact",
+        description='"exact": diffusion, decay and secretion solved exactly in time over '
+        'each tick (discrete cosine/sine transforms; any dt); "lod": the older, '
+        "5-10x faster backward-Euler splitting, which reads 20-50% low at and next to "
+        "a single secreting cell at dt = 5 min (see docs/numerics.md)",
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> Domain:
