@@ -267,6 +267,7 @@ def _advance_modes(
                     keep = row_ab[f] * c * keep_k[f]
                     gone = row_gone[f] + row_ab[f] * (gx[ix, f] + c * gone_k[f])
                     mu = row_mu[f] + rx[ix, f]
+                    mu = mu if mu > 0.0 else np.float32(1.0)  # see below
                     c_row[ix, f] = keep * c_row[ix, f] + gone / mu * s_row[ix, f]
         else:
             for ix in range(nx):
@@ -275,9 +276,11 @@ def _advance_modes(
                     c = kx[ix, f]
                     keep = row_ab[g] * c * keep_k[f]
                     gone = row_gone[g] + row_ab[g] * (gx[ix, f] + c * gone_k[f])
-                    # mu is 0 only for the uniform mode of a no-flux field
-                    # with no decay, where gone is 0 too: patched below
                     mu = row_mu[g] + rx[ix, f]
+                    # mu is 0 only for the uniform mode of a no-flux field
+                    # with no decay, where gone is 0 too: its source term is
+                    # added below
+                    mu = mu if mu > 0.0 else np.float32(1.0)
                     s = s_row[ix, f] if has_sources else np.float32(0.0)
                     if dirichlet:
                         s += row_face[g] * ones_x[ix] + row_ones[g] * face_x[ix]
@@ -285,7 +288,7 @@ def _advance_modes(
         if row == 0:
             for g in range(ng):
                 f = f0 + g
-                if row_mu[g] + rx[0, f] == 0.0:  # the exact step of dc/dt = s
+                if row_mu[g] + rx[0, f] == 0.0:  # the exact step of dc/dt = s is + s dt
                     s = s_row[0, f] if has_sources else np.float32(0.0)
                     c_row[0, f] = np.float32(np.float64(c_row[0, f]) + dt * np.float64(s))
 
