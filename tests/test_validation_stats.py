@@ -188,13 +188,15 @@ def test_infiltrating_cd8_hand_made_lattice_with_edges_and_corners():
     # CD8 at (1,1): diagonal of the corner tumour (0,0), counts; (3,4): below the
     # edge tumour (2,4), counts; (0,2), (3,0), (4,3), (4,4): two or more sites from
     # any tumour; (0,4) and (3,0) would touch a tumour only on a periodic lattice
-    lat = _lattice([
-        "T.C.C",
-        ".C...",
-        "....T",
-        "C...C",
-        "o..CC",
-    ])
+    lat = _lattice(
+        [
+            "T.C.C",
+            ".C...",
+            "....T",
+            "C...C",
+            "o..CC",
+        ]
+    )
     assert int(V.infiltrating_cd8(lat, [C], [T])) == 2
     # corner CD8 next to a corner tumour, and a CD8 surrounded by tumour
     lat2 = _lattice(["CT...", ".....", "..TTT", "..TCT", "..TTT"])
@@ -238,8 +240,13 @@ def test_mature_dc_fraction_and_last_day():
     assert frac[0] == pytest.approx(0.25) and math.isnan(frac[1]) and frac[2] == 0.75
     t = np.arange(0, 3 * 1440 + 1, 360.0)
     mask = V.last_day(t)
-    assert t[mask].tolist() == [2 * 1440.0, 2 * 1440 + 360, 2 * 1440 + 720, 2 * 1440 + 1080,
-                                3 * 1440.0]
+    assert t[mask].tolist() == [
+        2 * 1440.0,
+        2 * 1440 + 360,
+        2 * 1440 + 720,
+        2 * 1440 + 1080,
+        3 * 1440.0,
+    ]
     assert V.type_codes([-1, 0, 1], "empty tumour cd8") == {"empty": -1, "tumour": 0, "cd8": 1}
 
 

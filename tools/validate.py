@@ -241,9 +241,7 @@ def compare(a: Iterable[float], b: Iterable[float], expected: str) -> dict[str, 
 # ------------------------------------------------------------------------ metrics
 
 
-def mature_dc_fraction(
-    count_dc: np.ndarray, count_dc_mature: np.ndarray
-) -> np.ndarray:
+def mature_dc_fraction(count_dc: np.ndarray, count_dc_mature: np.ndarray) -> np.ndarray:
     """Per-tick ``count_dc_mature / (count_dc + count_dc_mature)`` (NaN where no DC)."""
     dc = np.asarray(count_dc, dtype=np.float64)
     mature = np.asarray(count_dc_mature, dtype=np.float64)
@@ -392,19 +390,45 @@ DEFAULT_ARMS = (
 )
 
 COMPARISONS = (
-    Comparison("ko_haematopoietic", "baseline", "final_tumour", "lower",
-               "Kortylewski 2005 Nat Med (doi:10.1038/nm1325)"),
-    Comparison("ko_tumour", "baseline", "mature_dc_fraction", "higher",
-               "Wang T 2004 Nat Med (doi:10.1038/nm976)"),
-    Comparison("ko_tumour", "baseline", "cd8_infiltration", "higher",
-               "Wang T 2004 Nat Med (doi:10.1038/nm976)"),
-    Comparison("inhibitor_anti_pd1", "stat3_inhibitor", "final_tumour", "lower",
-               "combination better than STAT3 inhibition alone (CL 2018: Wang Y 2018 Cancer Lett, "
-               "doi:10.1016/j.canlet.2017.12.003)"),
-    Comparison("inhibitor_anti_pd1", "anti_pd1", "final_tumour", "lower",
-               "combination better than anti-PD-1 alone (CL 2018: Wang Y 2018 Cancer Lett, "
-               "doi:10.1016/j.canlet.2017.12.003)"),
+    Comparison(
+        "ko_haematopoietic",
+        "baseline",
+        "final_tumour",
+        "lower",
+        "Kortylewski 2005 Nat Med (doi:10.1038/nm1325)",
+    ),
+    Comparison(
+        "ko_tumour",
+        "baseline",
+        "mature_dc_fraction",
+        "higher",
+        "Wang T 2004 Nat Med (doi:10.1038/nm976)",
+    ),
+    Comparison(
+        "ko_tumour",
+        "baseline",
+        "cd8_infiltration",
+        "higher",
+        "Wang T 2004 Nat Med (doi:10.1038/nm976)",
+    ),
+    Comparison(
+        "inhibitor_anti_pd1",
+        "stat3_inhibitor",
+        "final_tumour",
+        "lower",
+        "combination better than STAT3 inhibition alone (CL 2018: Wang Y 2018 Cancer Lett, "
+        "doi:10.1016/j.canlet.2017.12.003)",
+    ),
+    Comparison(
+        "inhibitor_anti_pd1",
+        "anti_pd1",
+        "final_tumour",
+        "lower",
+        "combination better than anti-PD-1 alone (CL 2018: Wang Y 2018 Cancer Lett, "
+        "doi:10.1016/j.canlet.2017.12.003)",
+    ),
 )
+
 
 def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...]:
     """Stand-ins for the six arms, built from ``baseline`` with overrides only.
@@ -430,8 +454,11 @@ def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...
         drug: tuple[str, ...] = ()
     else:
         fld, half = "drug", 1.0
-        drug = (f"fields.{fld}.diffusion_um2_per_min=600", f'stat3_inhibitor.field="{fld}"',
-                f"stat3_inhibitor.half_max_ng_per_ml={half:g}")
+        drug = (
+            f"fields.{fld}.diffusion_um2_per_min=600",
+            f'stat3_inhibitor.field="{fld}"',
+            f"stat3_inhibitor.half_max_ng_per_ml={half:g}",
+        )
     drug += (f"fields.{fld}.initial_ng_per_ml={10 * half:g}", f"fields.{fld}.half_life_min=1e12")
     pd1 = tuple(
         f"rules.{i}.saturation=0"
@@ -440,8 +467,11 @@ def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...
     )
     return (
         Arm("baseline", baseline),
-        Arm("ko_haematopoietic", baseline,
-            tuple(f"cell_types.{t}.stat3.knockout=true" for t in types if t != "tumour")),
+        Arm(
+            "ko_haematopoietic",
+            baseline,
+            tuple(f"cell_types.{t}.stat3.knockout=true" for t in types if t != "tumour"),
+        ),
         Arm("ko_tumour", baseline, ("cell_types.tumour.stat3.knockout=true",)),
         Arm("stat3_inhibitor", baseline, drug),
         Arm("anti_pd1", baseline, pd1),
@@ -613,14 +643,20 @@ class RunFailed(RuntimeError):
 
     def __init__(self, failures: dict[Task, str]) -> None:
         self.failures = failures
-        super().__init__("\n".join(
-            f"{t.arm} seed {t.seed} ({t.out}): {why}" for t, why in failures.items()
-        ))
+        super().__init__(
+            "\n".join(f"{t.arm} seed {t.seed} ({t.out}): {why}" for t, why in failures.items())
+        )
 
 
 def run_all(
-    arms: Sequence[Arm], extra: Sequence[str], seeds: Sequence[int], runs_dir: Path,
-    workers: int, force: bool, source_sha256: str, retries: int = 2,
+    arms: Sequence[Arm],
+    extra: Sequence[str],
+    seeds: Sequence[int],
+    runs_dir: Path,
+    workers: int,
+    force: bool,
+    source_sha256: str,
+    retries: int = 2,
 ) -> list[dict[str, Any]]:
     """Run (or reuse) every arm x seed in a process pool; return the per-run records.
 
@@ -639,9 +675,17 @@ def run_all(
     from tqdm import tqdm
 
     tasks = [
-        Task(arm.name, str(arm.scenario), (*extra, *arm.overrides), seed,
-             str(runs_dir / arm.name / f"seed{seed}.h5"), force, source_sha256)
-        for arm in arms for seed in seeds
+        Task(
+            arm.name,
+            str(arm.scenario),
+            (*extra, *arm.overrides),
+            seed,
+            str(runs_dir / arm.name / f"seed{seed}.h5"),
+            force,
+            source_sha256,
+        )
+        for arm in arms
+        for seed in seeds
     ]
     records: list[dict[str, Any]] = []
     failures: dict[Task, str] = {}
@@ -669,8 +713,10 @@ def run_all(
             if not broken:
                 break
             if attempt < retries:
-                bar.write(f"validate: a worker process died; retrying {len(broken)} unfinished "
-                          f"run(s) in a fresh pool ({attempt + 1} of {retries})")
+                bar.write(
+                    f"validate: a worker process died; retrying {len(broken)} unfinished "
+                    f"run(s) in a fresh pool ({attempt + 1} of {retries})"
+                )
             else:
                 failures.update({t: "worker process died (every retry)" for t in broken})
             pending = broken
@@ -712,8 +758,14 @@ def run_comparisons(
     """Statistics of each comparison whose two arms were run."""
     results = []
     for c in comparisons:
-        base = {"a": c.a, "b": c.b, "metric": c.metric, "expected": c.expected,
-                "source": c.source, "label": c.label}
+        base = {
+            "a": c.a,
+            "b": c.b,
+            "metric": c.metric,
+            "expected": c.expected,
+            "source": c.source,
+            "label": c.label,
+        }
         if c.a not in summary or c.b not in summary:
             missing = [x for x in (c.a, c.b) if x not in summary]
             results.append({**base, "verdict": f"not run (arm {', '.join(missing)} not in suite)"})
@@ -738,7 +790,11 @@ def growth_curves(
         mean, lo, hi = mean_ci_columns(x)
         idx = np.unique(np.r_[np.arange(0, n, every), n - 1])
         out[arm.name] = {
-            "t_day": t / MIN_PER_DAY, "mean": mean, "lo": lo, "hi": hi, "idx": idx,
+            "t_day": t / MIN_PER_DAY,
+            "mean": mean,
+            "lo": lo,
+            "hi": hi,
+            "idx": idx,
         }
     return out
 
@@ -781,7 +837,10 @@ def figure_comparisons(
     if not shown:
         return
     fig, axes = plt.subplots(
-        1, len(shown), figsize=(2.6 * len(shown) + 0.4, 3.8), constrained_layout=True,
+        1,
+        len(shown),
+        figsize=(2.6 * len(shown) + 0.4, 3.8),
+        constrained_layout=True,
         squeeze=False,
     )
     rng = np.random.default_rng(0)  # jitter only
@@ -793,16 +852,26 @@ def figure_comparisons(
             col = "#d62728" if i == 0 else "#1f77b4"
             ax.scatter(x, vals, s=14, color=col, alpha=0.6, lw=0)
             if np.isfinite(m["ci_lo"]):
-                ax.errorbar(i + 0.3, m["mean"], yerr=[[m["mean"] - m["ci_lo"]],
-                            [m["ci_hi"] - m["mean"]]], fmt="o", color="k", ms=4, capsize=3)
+                ax.errorbar(
+                    i + 0.3,
+                    m["mean"],
+                    yerr=[[m["mean"] - m["ci_lo"]], [m["ci_hi"] - m["mean"]]],
+                    fmt="o",
+                    color="k",
+                    ms=4,
+                    capsize=3,
+                )
             else:
                 ax.plot(i + 0.3, m["mean"], "o", color="k", ms=4)
         ax.set_xticks([0, 1], [r["a"], r["b"]], rotation=20, ha="right", fontsize=8)
         ax.set_xlim(-0.5, 1.6)
         ok = r["verdict"] == "reproduced"
-        ax.set_title(f"{k + 1}. {METRICS[r['metric']]}\nexpected {r['expected']}: "
-                     f"{'reproduced' if ok else 'NOT reproduced'}",
-                     fontsize=8, color="k" if ok else "#b00000")
+        ax.set_title(
+            f"{k + 1}. {METRICS[r['metric']]}\nexpected {r['expected']}: "
+            f"{'reproduced' if ok else 'NOT reproduced'}",
+            fontsize=8,
+            color="k" if ok else "#b00000",
+        )
         ax.grid(axis="y", alpha=0.3)
         ax.tick_params(axis="y", labelsize=8)
     fig.suptitle("Comparisons: seeds (dots), mean and 95% CI (black)", fontsize=9)
@@ -827,10 +896,18 @@ def _p(x: float) -> str:
 
 def _git() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' (uncommitted changes)' if dirty else ''}" if head else "unknown"
@@ -849,8 +926,13 @@ def _version() -> str:
 FINDINGS = REPO / "docs" / "validation" / "findings.md"
 
 
-def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
-                 summary: dict[str, Any], results: Sequence[dict[str, Any]]) -> Path:
+def write_report(
+    out: Path,
+    meta: dict[str, Any],
+    arms: Sequence[Arm],
+    summary: dict[str, Any],
+    results: Sequence[dict[str, Any]],
+) -> Path:
     """Write ``report.md`` (figures are expected next to it)."""
     lines = [
         "# Validation against published STAT3 effects",
@@ -887,12 +969,17 @@ def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
     ]
     for k, r in enumerate(results, 1):
         if "mean_a" not in r:
-            lines.append(f"| {k} | {r['a']} vs {r['b']} | {METRICS[r['metric']]} | "
-                         f"{r['expected']} | | | | | | | {r['verdict']} | {r['source']} |")
+            lines.append(
+                f"| {k} | {r['a']} vs {r['b']} | {METRICS[r['metric']]} | "
+                f"{r['expected']} | | | | | | | {r['verdict']} | {r['source']} |"
+            )
             continue
         v = r["verdict"]
-        shown = "**reproduced**" if v == "reproduced" else v.replace(
-            "not reproduced", "**NOT reproduced**", 1)
+        shown = (
+            "**reproduced**"
+            if v == "reproduced"
+            else v.replace("not reproduced", "**NOT reproduced**", 1)
+        )
         lines.append(
             f"| {k} | {r['a']} vs {r['b']} | {METRICS[r['metric']]} | {r['expected']} | "
             f"{_f(r['mean_a'])} | {_f(r['mean_b'])} | "
@@ -906,8 +993,10 @@ def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
     bad = [(k, r) for k, r in enumerate(results, 1) if r["verdict"] != "reproduced"]
     lines += ["", f"{len(ok)} of {len(results)} expected effects were reproduced."]
     for k, r in bad:
-        lines.append(f"Comparison {k} ({r['a']} vs {r['b']}, {METRICS[r['metric']]}, expected "
-                     f"{r['expected']}) was **not reproduced**: {_why(r)}")
+        lines.append(
+            f"Comparison {k} ({r['a']} vs {r['b']}, {METRICS[r['metric']]}, expected "
+            f"{r['expected']}) was **not reproduced**: {_why(r)}"
+        )
     lines += [
         "",
         "![comparisons](comparisons.png)",
@@ -920,11 +1009,15 @@ def write_report(out: Path, meta: dict[str, Any], arms: Sequence[Arm],
     for arm in arms:
         s = summary[arm.name]["metrics"]
         ov = "<br>".join(f"`{o}`" for o in arm.overrides) or "-"
-        cells = [f"{_f(s[m]['mean'])} ± {_f(s[m]['sd'], 2)}"
-                 + ("" if s[m]["n"] == len(summary[arm.name]["seeds"]) else f" (n={s[m]['n']})")
-                 for m in METRICS]
-        lines.append(f"| {arm.name} | `{_rel(arm.scenario)}` | {ov} | "
-                     f"{len(summary[arm.name]['seeds'])} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{_f(s[m]['mean'])} ± {_f(s[m]['sd'], 2)}"
+            + ("" if s[m]["n"] == len(summary[arm.name]["seeds"]) else f" (n={s[m]['n']})")
+            for m in METRICS
+        ]
+        lines.append(
+            f"| {arm.name} | `{_rel(arm.scenario)}` | {ov} | "
+            f"{len(summary[arm.name]['seeds'])} | " + " | ".join(cells) + " |"
+        )
     lines += [
         "",
         "## Tumour growth",
@@ -967,12 +1060,16 @@ def _why(r: dict[str, Any]) -> str:
     ci = f"[{_f(r['diff_lo'])}, {_f(r['diff_hi'])}]"
     if "opposite" in r["verdict"]:
         other = "higher" if r["expected"] == "lower" else "lower"
-        return (f"{r['a']} was significantly {other} than {r['b']} (difference {_f(r['diff'])}, "
-                f"95% CI {ci}), the opposite of the published effect.")
+        return (
+            f"{r['a']} was significantly {other} than {r['b']} (difference {_f(r['diff'])}, "
+            f"95% CI {ci}), the opposite of the published effect."
+        )
     if "includes 0" in r["verdict"]:
-        return (f"the difference {_f(r['diff'])} has a 95% CI {ci} that includes 0 "
-                f"(p = {_p(r['p_welch'])}), so the model shows no detectable effect at "
-                f"{r['n_a']} vs {r['n_b']} seeds.")
+        return (
+            f"the difference {_f(r['diff'])} has a 95% CI {ci} that includes 0 "
+            f"(p = {_p(r['p_welch'])}), so the model shows no detectable effect at "
+            f"{r['n_a']} vs {r['n_b']} seeds."
+        )
     return f"the confidence interval could not be computed ({r['n_a']} and {r['n_b']} values)."
 
 
@@ -1010,21 +1107,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--seeds", type=int, default=8, help="seeds 1..N per arm (default 8)")
     ap.add_argument("--workers", type=int, default=2, help="simulation processes (default 2)")
-    ap.add_argument("--shape", type=int, nargs="+", default=[100, 100], metavar="N",
-                    help="lattice [nz] ny nx (default 100 100)")
+    ap.add_argument(
+        "--shape",
+        type=int,
+        nargs="+",
+        default=[100, 100],
+        metavar="N",
+        help="lattice [nz] ny nx (default 100 100)",
+    )
     ap.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
-    ap.add_argument("--snapshot-every-min", type=float, default=180.0,
-                    help="lattice snapshot interval (default 180)")
-    ap.add_argument("--out", type=Path, default=Path("docs/validation"),
-                    help="report folder (default docs/validation)")
-    ap.add_argument("--runs-dir", type=Path, default=Path("output/validation"),
-                    help="run files (default output/validation)")
+    ap.add_argument(
+        "--snapshot-every-min",
+        type=float,
+        default=180.0,
+        help="lattice snapshot interval (default 180)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/validation"),
+        help="report folder (default docs/validation)",
+    )
+    ap.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("output/validation"),
+        help="run files (default output/validation)",
+    )
     ap.add_argument("--force", action="store_true", help="re-run even reusable run files")
-    ap.add_argument("--arm", action="append", default=[], metavar="NAME=FILE[,KEY=VALUE...]",
-                    help="an arm; repeat; replaces the default arm list")
-    ap.add_argument("--standin-arms", action="store_true",
-                    help="use stand-ins built from baseline.toml with overrides instead of "
-                    "the default scenario files")
+    ap.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="NAME=FILE[,KEY=VALUE...]",
+        help="an arm; repeat; replaces the default arm list",
+    )
+    ap.add_argument(
+        "--standin-arms",
+        action="store_true",
+        help="use stand-ins built from baseline.toml with overrides instead of "
+        "the default scenario files",
+    )
     return ap
 
 
@@ -1089,9 +1212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs_dir": str(args.runs_dir),
         "arms_note": (
             "stand-ins built from the shipped baseline.toml with overrides (--standin-arms), "
-            "NOT the intervention scenario files" if args.standin_arms else
-            "given with --arm (see the overrides column below)" if args.arm else
-            "the shipped scenario files (tme_abm/examples/)"
+            "NOT the intervention scenario files"
+            if args.standin_arms
+            else "given with --arm (see the overrides column below)"
+            if args.arm
+            else "the shipped scenario files (tme_abm/examples/)"
         ),
         "snapshots_last_day": sorted({r["n_last_day_snapshots"] for r in records}),
     }
@@ -1099,8 +1224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "meta": meta,
         "arms": [
-            {"name": a.name, "scenario": _rel(a.scenario), "overrides": list(a.overrides),
-             **summary[a.name]}
+            {
+                "name": a.name,
+                "scenario": _rel(a.scenario),
+                "overrides": list(a.overrides),
+                **summary[a.name],
+            }
             for a in arms
         ],
         "comparisons": results,
@@ -1117,8 +1246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(_jsonable(payload), indent=1) + "\n", encoding="utf-8"
     )
     n_ok = sum(r["verdict"] == "reproduced" for r in results)
-    print(f"wrote {args.out / 'report.md'}: {n_ok} of {len(results)} effects reproduced "
-          f"({meta['wall_seconds']:.0f} s)")
+    print(
+        f"wrote {args.out / 'report.md'}: {n_ok} of {len(results)} effects reproduced "
+        f"({meta['wall_seconds']:.0f} s)"
+    )
     for k, r in enumerate(results, 1):
         print(f"  {k}. {r['label']} (expected {r['expected']}): {r['verdict']}")
     return 0
