@@ -73,9 +73,10 @@ def estimate(sc: Scenario) -> Budget:
     """The size and a lower bound on the memory of a run of ``sc``.
 
     The memory counts what the engine allocates per site (the float32
-    concentrations of every field, twice for the restart checkpoint, the
-    saved fields' snapshot copies, the site-to-cell index, the act lists and
-    the lattice snapshot: ``8 nf + 4 n_saved + 13`` bytes), the cell table
+    concentrations of every field, twice for the restart checkpoint, once
+    more for the exact field step's source array, the saved fields' snapshot
+    copies, the site-to-cell index, the act lists and the lattice snapshot:
+    ``8 nf (+ 4 nf with the exact solver) + 4 n_saved + 13`` bytes), the cell table
     for twice the initial cells, and :data:`BASE_BYTES`.  Cells that are
     born later and the HDF5 buffers come on top, so a run may need more
     (the 1200 x 1200 ``large`` scenario: 0.8 GiB estimated, 1.1 GB measured).
@@ -84,7 +85,8 @@ def estimate(sc: Scenario) -> Budget:
     nf = len(sc.fields)
     saved = len(sc.output.fields) if sc.output.fields is not None else nf
     cells = _placed_cells(sc, n_sites)
-    per_site = 8 * nf + 4 * saved + 13
+    solver_bytes = 4 * nf if sc.domain.field_solver == "exact" else 0
+    per_site = 8 * nf + solver_bytes + 4 * saved + 13
     memory = BASE_BYTES + n_sites * per_site + 2 * cells * CELL_ROW_BYTES
     every = max(1, round(sc.output.snapshot_every_min / sc.domain.dt_min))
     snapshots = 1 + sc.n_ticks // every + (1 if sc.n_ticks % every else 0)
