@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import importlib.util
+import json
 import math
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from scipy import stats
@@ -285,7 +288,8 @@ def test_run_metrics_on_a_real_run_file(tmp_path):
                 ):
                     k += 1
         counts.append(k)
-        per100.append(100.0 * k / np.count_nonzero(lat == tum))
+        if np.count_nonzero(lat == tum):  # snapshots without tumour are skipped
+            per100.append(100.0 * k / np.count_nonzero(lat == tum))
     assert m["n_last_day_snapshots"] == n
     assert m["cd8_infiltration"] == pytest.approx(np.mean(counts))
     assert m["cd8_infiltration_per_100_tumour"] == pytest.approx(np.mean(per100))
@@ -328,3 +332,76 @@ def test_run_task_reuses_only_a_matching_complete_run(tmp_path):
         replace(task, force=True),
     ):
         assert not V.run_task(changed)["reused"]
+
+
+def test_set_problems():
+    suite = V.suite_overrides([40, 40], 0.1, 60)
+    arms = [V.Arm("ko", Path("x.toml"), ("cell_types.tumour.stat3.knockout=true",))]
+    assert V.set_problems(["domain.field_solver=lod", "seed=3"], suite, arms) == []
+    assert V.set_problems([], suite, arms) == []
+    bad = V.set_problems(
+        [
+            "novalue",
+            "=1",
+            "a=1",
+            "a=2",
+            "domain.shape=[9,9]",
+            "cell_types.tumour.stat3.knockout=false",
+        ],
+        suite,
+        arms,
+    )
+    assert bad == [
+        "--set 'novalue': expected KEY=VALUE",
+        "--set '=1': expected KEY=VALUE",
+        "--set a: given more than once",
+        "--set domain.shape: set by the suite; use --shape, --days or --snapshot-every-min",
+        "--set cell_types.tumour.stat3.knockout: arm 'ko' sets it too",
+    ]
+
+
+def test_set_reaches_every_run_its_header_and_the_reuse_check(tmp_path, monkeypatch):
+    # threads, not processes: importing mesa makes multiprocessing spawn, and a spawned
+    # worker cannot import this test's copy of the tool by name
+    monkeypatch.setattr(V.cf, "ProcessPoolExecutor", cf.ThreadPoolExecutor)
+    tiny = Path(__file__).parent / "data" / "tiny.toml"
+    runs = tmp_path / "runs"
+
+    def suite(*sets):
+        out = tmp_path / f"report{len(sets)}"
+        argv = [
+            "--arm",
+            f"a={tiny}",
+            "--arm",
+            f"b={tiny}",
+            "--seeds",
+            "2",
+            "--workers",
+            "1",
+            "--shape",
+            "20",
+            "20",
+            "--days",
+            "0.05",
+            "--out",
+            str(out),
+            "--runs-dir",
+            str(runs),
+        ]
+        for s in sets:
+            argv += ["--set", s]
+        assert V.main(argv) == 0
+        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        return (out / "report.md").read_text(encoding="utf-8"), results["meta"]
+
+    report, meta = suite("domain.field_solver=lod")
+    assert "- `--set` overrides on every arm: `domain.field_solver=lod`" in report
+    assert meta["set_overrides"] == ["domain.field_solver=lod"] and meta["n_simulated"] == 4
+    with h5py.File(runs / "b" / "seed2.h5", "r") as f:
+        assert f.attrs["overrides"].split("\n")[-1] == "domain.field_solver=lod"
+        assert json.loads(f.attrs["scenario_resolved_json"])["domain"]["field_solver"] == "lod"
+    # without --set (the exact solver) nothing is reused; with it again, everything
+    report, meta = suite()
+    assert "- `--set` overrides on every arm: none" in report and meta["n_simulated"] == 4
+    assert suite()[1]["n_reused"] == 4
+    assert suite("domain.field_solver=lod")[1]["n_simulated"] == 4

@@ -5,6 +5,7 @@ Usage::
     python tools/validate.py [--seeds 8] [--workers 2] [--shape 100 100] [--days 7]
                              [--out docs/validation] [--runs-dir output/validation]
                              [--force] [--arm NAME=FILE[,KEY=VALUE...]] ... [--standin-arms]
+                             [--set KEY=VALUE] ...
 
 It runs replicate simulations of several *arms* (an arm is a scenario file plus
 optional ``--set`` overrides) with seeds 1..N, computes per-run metrics from the
@@ -23,6 +24,12 @@ arm's own ``KEY=VALUE`` wins): ``domain.shape=[ny,nx]``,
 ``domain.duration_days=D``, and output trimming that does not change the
 dynamics (``output.fields=[]``, ``output.cells=false``,
 ``output.snapshot_every_min``; the lattice is still saved at every snapshot).
+``--set KEY=VALUE`` (repeatable) adds overrides to every arm after the suite's
+and before the arm's own, e.g. ``--set domain.field_solver=lod`` to rerun the
+whole suite with another field solver; a ``--set`` key may not repeat a suite
+key (use ``--shape``/``--days``/``--snapshot-every-min``) or an arm's own key.
+The report header lists them. They are part of each run's overrides, so a run
+file made with other ``--set`` values (or none) is not reused.
 
 Metrics (per run; see the functions below): final tumour cell count; tumour
 count over time; mature-DC fraction over the last day of ticks; CD8 cells
@@ -515,6 +522,33 @@ def parse_arm(spec: str) -> Arm:
     return Arm(name, Path(items[0]), tuple(items[1:]))
 
 
+def _key(override: str) -> str:
+    return override.partition("=")[0].strip()
+
+
+def set_problems(sets: Sequence[str], suite: Sequence[str], arms: Sequence[Arm]) -> list[str]:
+    """Problems with ``--set`` overrides, one line each (empty if none).
+
+    Each must be ``KEY=VALUE``; its key may not appear twice in ``sets``, nor be
+    a suite key (those have their own options), nor one of an arm's own keys
+    (the arm would silently win, or lose what makes it that arm).
+    """
+    problems = []
+    keys = [_key(o) for o in sets]
+    for o, k in zip(sets, keys, strict=True):
+        if "=" not in o or not k:
+            problems.append(f"--set {o!r}: expected KEY=VALUE")
+    for dup in sorted({k for k in keys if k and keys.count(k) > 1}):
+        problems.append(f"--set {dup}: given more than once")
+    suite_keys = {_key(o) for o in suite}
+    for k in sorted(set(keys) & suite_keys):
+        problems.append(f"--set {k}: set by the suite; use --shape, --days or --snapshot-every-min")
+    for arm in arms:
+        for k in sorted(set(keys) & {_key(o) for o in arm.overrides}):
+            problems.append(f"--set {k}: arm {arm.name!r} sets it too")
+    return problems
+
+
 def suite_overrides(shape: Sequence[int], days: float, snapshot_every_min: float) -> list[str]:
     """Overrides every arm gets: lattice, duration, and output trimming."""
     snap = min(snapshot_every_min, days * MIN_PER_DAY)
@@ -947,6 +981,8 @@ def write_report(
         f"- lattice: {' x '.join(str(s) for s in meta['shape'])} sites; "
         f"{_f(meta['days'])} simulated days",
         f"- suite overrides on every arm: `{'`, `'.join(meta['suite_overrides'])}`",
+        "- `--set` overrides on every arm: "
+        + (f"`{'`, `'.join(meta['set_overrides'])}`" if meta["set_overrides"] else "none"),
         f"- date: {meta['date']}",
         f"- tme_abm {meta['version']}, git {meta['git']}, engine source sha256 "
         f"{meta['source_sha256'][:12]}",
@@ -1148,6 +1184,15 @@ def _parser() -> argparse.ArgumentParser:
         help="use stand-ins built from baseline.toml with overrides instead of "
         "the default scenario files",
     )
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key in every arm, e.g. "
+        "--set domain.field_solver=lod (repeatable)",
+    )
     return ap
 
 
@@ -1168,7 +1213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.standin_arms:
         err("--arm and --standin-arms cannot be combined")
         return 2
-    extra = suite_overrides(args.shape, args.days, args.snapshot_every_min)
+    suite = suite_overrides(args.shape, args.days, args.snapshot_every_min)
+    problems = set_problems(args.sets, suite, arms)
+    if problems:
+        for line in problems:
+            err(line)
+        return 2
+    extra = [*suite, *args.sets]
     problems = check_arms(arms, extra)
     if problems:
         for line in problems:
@@ -1198,7 +1249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": seeds,
         "shape": list(args.shape),
         "days": args.days,
-        "suite_overrides": extra,
+        "suite_overrides": suite,
+        "set_overrides": list(args.sets),
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": _version(),
         "git": _git(),
