@@ -1,10 +1,12 @@
 """Performance benchmarks of tme_abm (``tme-abm bench``, ``tools/bench.py``).
 
-Measures the field solver against the machine's memory bandwidth, whole
-ticks of the baseline biology at 1e4-1e6 cells at several numba thread
-counts, memory per cell, run-file write throughput, and the engine against a
-plain-Mesa model of the same simple rules; prints a table with the targets of
-the performance issue and writes everything to JSON.
+Measures both field solvers side by side (the exact step, the default, and
+the LOD step, with LOD's throughput against the machine's memory
+bandwidth), whole ticks of the baseline biology at 1e4-1e6 cells at several
+numba thread counts (and at the largest size with the LOD solver too),
+memory per cell, run-file write throughput, and the engine against a
+plain-Mesa model of the same simple rules; prints a table with the targets
+of the performance issues and writes everything to JSON.
 
 Modules: :mod:`~tme_abm.benchmark.run` (the whole run),
 :mod:`~tme_abm.benchmark.command` (the command line),

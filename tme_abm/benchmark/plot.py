@@ -15,11 +15,15 @@ HAL_S_PER_TICK_1E6 = 1.0 / 2.67
 def plot_scaling(report: dict[str, Any], path: str | Path) -> Path:
     """Seconds per whole tick against cells, per thread count, log-log.
 
+    The lines are the default (exact) field solver; the largest size run with
+    ``domain.field_solver = "lod"`` (``raw.ticks_lod``, where present) adds
+    one open marker per thread count.
+
     Parameters
     ----------
     report
         The JSON report of :func:`tme_abm.benchmark.run.run_bench` (its
-        ``raw.ticks`` entries).
+        ``raw.ticks`` and ``raw.ticks_lod`` entries).
     path
         PNG to write.
 
@@ -35,15 +39,24 @@ def plot_scaling(report: dict[str, Any], path: str | Path) -> Path:
     by = [{int(k): v for k, v in e["by_threads"].items()} for e in ticks]
     threads = sorted({t for b in by for t in b})
     all_cells = []
+    colours = {}
     for th in threads:
         pts = sorted((b[th]["mean_cells"], b[th]["seconds_per_tick"]) for b in by if th in b)
         if not pts:
             continue
         cells, sec = np.array(pts, dtype=np.float64).T
         all_cells += list(cells)
-        ax.loglog(cells, sec * 1e3, "o-", label=f"tme_abm, {th} thread{'s' if th > 1 else ''}")
+        (line,) = ax.loglog(cells, sec * 1e3, "o-",
+                            label=f"tme_abm, exact fields, {th} thread{'s' if th > 1 else ''}")
+        colours[th] = line.get_color()
     if not all_cells:
         raise ValueError("the report has no whole-tick measurements to plot")
+    lod = report["raw"].get("ticks_lod")
+    if lod:
+        for th, v in sorted((int(k), v) for k, v in lod["by_threads"].items()):
+            ax.loglog([v["mean_cells"]], [v["seconds_per_tick"] * 1e3], "D", mfc="none",
+                      color=colours.get(th), label=f"field_solver = lod, {th} "
+                      f"thread{'s' if th > 1 else ''}")
     lo, hi = min(all_cells), max(all_cells)
     ref = np.array([lo, hi])
     first = by[0][threads[0]]

@@ -16,7 +16,7 @@ import gc
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,12 @@ CELLS_MARGIN = 1.02
 PHASES = ("step_therapies", "step_fields", "step_stat3", "evaluate_rules", "step_act")
 
 
-def baseline_at(n_cells: int, path: str | Path = BASELINE, seed: int = 1) -> LoadedScenario:
+def baseline_at(
+    n_cells: int,
+    path: str | Path = BASELINE,
+    seed: int = 1,
+    overrides: Sequence[str] = (),
+) -> LoadedScenario:
     """The baseline scenario on a lattice that starts with about ``n_cells`` cells.
 
     Parameters
@@ -47,6 +52,9 @@ def baseline_at(n_cells: int, path: str | Path = BASELINE, seed: int = 1) -> Loa
         Scenario file whose first ``disc`` placement is the tumour.
     seed
         Scenario seed.
+    overrides
+        More ``--set``-style overrides, applied after the size's, e.g.
+        ``["domain.field_solver=lod"]``.
     """
     plain = load_scenario(path).scenario
     disc = next(k for k, pl in enumerate(plain.placement) if pl.region == "disc")
@@ -56,12 +64,12 @@ def baseline_at(n_cells: int, path: str | Path = BASELINE, seed: int = 1) -> Loa
     wanted = CELLS_MARGIN * n_cells
     side = max(12, math.ceil(math.sqrt(wanted / (TUMOUR_FILL + everywhere))))
     radius_sites = math.sqrt(max(0.0, wanted - everywhere * side * side) / math.pi)
-    overrides = [
+    size = [
         f"domain.shape=[{side}, {side}]",
         f"placement.{disc}.radius_um={radius_sites * site:.6g}",
         f"seed={seed}",
     ]
-    return load_scenario(path, overrides)
+    return load_scenario(path, [*size, *overrides])
 
 
 class PhaseTimer:
@@ -382,18 +390,22 @@ def measure_size(
     min_block_s: float,
     write_snapshots: int = 0,
     write_folder: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Whole-tick timings of the baseline at about ``n_cells`` cells.
 
     A fresh model is built for every thread count (runs are deterministic, so
     each thread count times the same ticks).  Memory per cell is taken from
     the first model, and the run-file write (if ``write_snapshots``) uses the
-    last one after its ticks.
+    last one after its ticks.  ``overrides`` go to :func:`baseline_at`; the
+    field solver used is reported as ``field_solver``.
     """
-    loaded = baseline_at(n_cells)
+    loaded = baseline_at(n_cells, overrides=overrides)
     sc = loaded.scenario
     out: dict[str, Any] = {
         "nominal_cells": n_cells,
+        "overrides": list(overrides),
+        "field_solver": sc.domain.field_solver,
         "shape": list(sc.domain.shape),
         "n_fields": len(sc.fields),
         "n_rules": len(sc.rules),
