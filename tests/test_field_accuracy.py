@@ -287,8 +287,14 @@ def test_thread_and_worker_count_invariance(dims3):
     results = []
     for threads in (1, 2):
         numba.set_num_threads(threads)
-        step = ExactFieldStep(dims3, np.array([100.0, 1740.0, 6000.0, 240.0]), DX_UM, DT_MIN,
-                              np.array([False, True, False, True]), np.array([0, 1.0, 0, 0.5]))
+        step = ExactFieldStep(
+            dims3,
+            np.array([100.0, 1740.0, 6000.0, 240.0]),
+            DX_UM,
+            DT_MIN,
+            np.array([False, True, False, True]),
+            np.array([0, 1.0, 0, 0.5]),
+        )
         conc = base.copy()
         for _ in range(3):
             step.step(conc, np.full(nf, 0.01), src.copy(), workers=threads)
