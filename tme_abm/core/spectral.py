@@ -44,6 +44,8 @@ import numba
 import numpy as np
 import scipy.fft
 
+from tme_abm.core.fields import _scale_rows, _sum_rows
+
 __all__ = ["ExactFieldStep", "apply_uptake", "scatter_sources"]
 
 
@@ -219,7 +221,7 @@ class ExactFieldStep:
             if clipped[f] > raw[f]:  # something was clipped: restore the exact total
                 scale[f] = raw[f] / clipped[f] if raw[f] > 0.0 else 0.0
         if np.any(scale != 1.0):
-            _scale_fields(conc.reshape(nz * ny, nx, nf), scale)
+            _scale_rows(conc.reshape(nz * ny, nx, nf), scale)
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -320,30 +322,10 @@ def _clip_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return raw, clipped
 
 
-@numba.njit(cache=True)
-def _sum_rows(part: np.ndarray) -> np.ndarray:
-    nrow, nf = part.shape
-    tot = np.zeros(nf)
-    for row in range(nrow):
-        for f in range(nf):
-            tot[f] += part[row, f]
-    return tot
-
-
 def _clip_totals(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Set negative values to 0; totals before and after, summed in a fixed order."""
     raw, clipped = _clip_rows(a)
     return _sum_rows(raw), _sum_rows(clipped)
-
-
-@numba.njit(cache=True, parallel=True)
-def _scale_fields(a: np.ndarray, scale: np.ndarray) -> None:
-    nrow, m, nf = a.shape
-    for row in numba.prange(nrow):
-        for j in range(m):
-            for f in range(nf):
-                if scale[f] != 1.0:
-                    a[row, j, f] = np.float32(np.float64(a[row, j, f]) * scale[f])
 
 
 @numba.njit(cache=True, parallel=True)
