@@ -303,6 +303,43 @@ def test_thread_and_worker_count_invariance(dims3):
     assert np.array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("dims3", [(1, 60, 50), (12, 14, 10)])
+def test_skipping_zero_fields_and_zero_sources_changes_nothing(dims3, monkeypatch):
+    """Fields that are zero with no source stay 0; a zero source adds nothing.
+
+    The step skips their transforms; the result must equal the step that
+    transforms every field and every source (forced by reporting every field
+    as non-zero).  Fields: no-flux zero with no source, no-flux with no
+    source, Dirichlet with value 0 and nothing in it, Dirichlet with value 0
+    and a source, no-flux with a source, Dirichlet with a boundary value.
+    """
+    import tme_abm.core.spectral as spectral
+
+    rng = np.random.default_rng(11)
+    nf = 6
+    d = np.array([300.0, 1740.0, 6000.0, 100.0, 900.0, 240.0])
+    dirichlet = np.array([False, False, True, True, False, True])
+    value = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.7])
+    conc0 = (rng.random((*dims3, nf)) ** 2).astype(np.float32)
+    conc0[..., [0, 2]] = 0.0
+    src0 = ((rng.random(conc0.shape) < 0.05) * rng.random(conc0.shape)).astype(np.float32)
+    src0[..., [0, 1, 2, 5]] = 0.0
+    results = []
+    for force in (False, True):
+        if force:
+            monkeypatch.setattr(
+                spectral, "_nonzero_fields", lambda a: np.ones(a.shape[-1], dtype=np.bool_)
+            )
+        step = ExactFieldStep(dims3, d, DX_UM, DT_MIN, dirichlet, value)
+        conc = conc0.copy()
+        for _ in range(4):
+            step.step(conc, np.full(nf, 0.02), src0.copy())
+        results.append(conc)
+    assert np.array_equal(results[0], results[1])
+    assert not results[0][..., [0, 2]].any()  # nothing came from nowhere
+    assert results[0][..., 5].min() > 0.0  # the boundary value still enters
+
+
 def test_dirichlet_field_relaxes_to_its_boundary_value():
     step = _exact_step((1, 20, 30), [600.0], [True], [2.5])
     conc = np.zeros((1, 20, 30, 1), np.float32)

@@ -198,9 +198,20 @@ class ExactFieldStep:
         keep_k = np.exp(-k * self.dt_min).astype(np.float32)
         gone_k = (-np.expm1(-k * self.dt_min)).astype(np.float32)
         k32 = k.astype(np.float32)
-        has_sources = sources is not None
-        src = sources if has_sources else conc  # not read when has_sources is False
-        for f0, f1, dirichlet in self.runs:
+        rows = (nz * ny, nx, nf)
+        # A field that is zero everywhere, has no source and no boundary value
+        # stays exactly zero, and a zero source adds exactly nothing: skipping
+        # those transforms changes no bit of the result (tested) and saves a
+        # third to all of a field's cost (e.g. the STAT3 inhibitor before any
+        # therapy, or IL-12 before a DC has matured).
+        src_any = (
+            _nonzero_fields(sources.reshape(rows))
+            if sources is not None
+            else np.zeros(nf, dtype=np.bool_)
+        )
+        active = _nonzero_fields(conc.reshape(rows)) | src_any | (self._boundary_rate != 0.0)
+        src = sources if sources is not None else conc  # not read where src_any is False
+        for f0, f1, dirichlet, has_sources in _active_runs(self.runs, active, src_any):
             view = conc[..., f0:f1]
             self._transform(view, dirichlet, False, workers)
             if has_sources:
@@ -222,6 +233,38 @@ class ExactFieldStep:
                 scale[f] = raw[f] / clipped[f] if raw[f] > 0.0 else 0.0
         if np.any(scale != 1.0):
             _scale_rows(conc.reshape(nz * ny, nx, nf), scale)
+
+
+def _active_runs(
+    runs: list[tuple[int, int, bool]], active: np.ndarray, src_any: np.ndarray
+) -> list[tuple[int, int, bool, bool]]:
+    """Split boundary-kind runs into maximal runs of active fields with equal source use."""
+    out: list[tuple[int, int, bool, bool]] = []
+    for r0, r1, dirichlet in runs:
+        f0 = r0
+        for f in range(r0, r1 + 1):
+            if f == r1 or active[f] != active[f0] or src_any[f] != src_any[f0]:
+                if active[f0]:
+                    out.append((f0, f, dirichlet, bool(src_any[f0])))
+                f0 = f
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _nonzero_rows(a):  # fmt: skip
+    nrow, m, nf = a.shape
+    hit = np.zeros((nrow, nf), dtype=np.bool_)
+    for row in numba.prange(nrow):
+        for j in range(m):
+            for f in range(nf):
+                if a[row, j, f] != 0.0:
+                    hit[row, f] = True
+    return hit
+
+
+def _nonzero_fields(a: np.ndarray) -> np.ndarray:
+    """``(nf,)`` bool: whether each field of ``(rows, m, nf)`` has a non-zero value."""
+    return _nonzero_rows(a).any(axis=0)
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -267,16 +310,22 @@ def _advance_modes(
                 row_ones[g] = boundary_rate[f] * ones_z[iz] * ones_y[iy]
         c_row = chat[iz, iy]
         s_row = shat[iz, iy]
-        if has_sources and not dirichlet and f0 == 0 and f1 == nf:
+        if has_sources and not dirichlet:
             # the common case, kept free of branches so that it vectorises
             for ix in range(nx):
-                for f in range(nf):
+                for g in range(ng):
+                    f = f0 + g
                     c = kx[ix, f]
-                    keep = row_ab[f] * c * keep_k[f]
-                    gone = row_gone[f] + row_ab[f] * (gx[ix, f] + c * gone_k[f])
-                    mu = row_mu[f] + rx[ix, f]
+                    keep = row_ab[g] * c * keep_k[f]
+                    gone = row_gone[g] + row_ab[g] * (gx[ix, f] + c * gone_k[f])
+                    mu = row_mu[g] + rx[ix, f]
                     mu = mu if mu > 0.0 else np.float32(1.0)  # see below
                     c_row[ix, f] = keep * c_row[ix, f] + gone / mu * s_row[ix, f]
+        elif not dirichlet:  # no source: decay of each mode only
+            for ix in range(nx):
+                for g in range(ng):
+                    f = f0 + g
+                    c_row[ix, f] = row_ab[g] * kx[ix, f] * keep_k[f] * c_row[ix, f]
         else:
             for ix in range(nx):
                 for g in range(ng):
