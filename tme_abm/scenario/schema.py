@@ -571,4 +571,38 @@ def scenario_notes(sc: Scenario) -> list[tuple[str, str]]:
             f"{sc.domain.dt_min:g} min: the run takes {sc.n_ticks} ticks "
             f"({sc.n_ticks * sc.domain.dt_min / 1440.0:g} days)",
         ))
+    notes.extend(_slow_transform_notes(sc))
+    return notes
+
+
+def _slow_transform_notes(sc: Scenario) -> list[tuple[str, str]]:
+    """Sides on which the exact field step's transforms are slow (large prime factors)."""
+    from tme_abm.core.fft_sizes import (
+        FAST_PRIME_LIMIT,
+        largest_prime_factor,
+        nearest_fast_sides,
+        transform_length,
+    )
+
+    if sc.domain.field_solver != "exact" or not sc.fields:
+        return []
+    kinds = sorted({f.boundary == "dirichlet" for f in sc.fields.values()})
+    axes = "zyx"[3 - len(sc.domain.shape) :]
+    notes: list[tuple[str, str]] = []
+    for axis, n in zip(axes, sc.domain.shape, strict=True):
+        for dirichlet in kinds:
+            length = transform_length(n, dirichlet)
+            prime = largest_prime_factor(length)
+            if n < 2 or prime <= FAST_PRIME_LIMIT:
+                continue
+            below, above = nearest_fast_sides(n, dirichlet)
+            kind = "Dirichlet" if dirichlet else "no-flux"
+            sizes = " or ".join(str(m) for m in (below, above) if m is not None)
+            notes.append((
+                "domain.shape",
+                f"{n} sites along {axis}: the exact field step transforms the {kind} fields "
+                f"along it with an FFT of length {length}, whose prime factor {prime} makes "
+                f"it slow (up to ~4x: 449 sites took 4x as long per step as 450); "
+                f"{sizes} sites would be fast",
+            ))
     return notes
