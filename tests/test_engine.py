@@ -444,3 +444,71 @@ def test_occurs_decides_as_the_full_probability_does():
                              rng.uniform(0.0, min(1.0, 3 * x + 1e-300), 20)])
         for u in us:
             assert occurs(float(u), float(x)) == (u < p), (u, x)
+
+
+def _packed_with_infiltrator(infiltrates, death_rate=0.0):
+    data = minimal(shape=(15, 15), days=1)
+    data = with_type(data, "a", death_rate_per_min=death_rate)
+    data = with_type(data, "k", migration_speed_um_per_min=1000.0, infiltrates=infiltrates)
+    data["placement"] = [{"cell_type": "k", "region": "disc", "radius_um": 1.0},
+                         {"cell_type": "a", "region": "everywhere"}]
+    return data
+
+
+def test_infiltrating_cells_swap_into_a_packed_mass():
+    e = engine(_packed_with_infiltrator(["a"]))
+    assert e.cells.n == 225  # no free site at all
+    k_row = int(np.flatnonzero(e.cells.type[: e.cells.n] == 1)[0])
+    start = int(e.cells.site[k_row])
+    visited = {start}
+    for _ in range(10):
+        e.step()
+        check_invariants(e)
+        visited.add(int(e.cells.site[k_row]))
+    assert len(visited) > 3  # it moved through the mass, swapping places
+    assert np.array_equal(e.counts(), [224, 1])
+    still = engine(_packed_with_infiltrator([]))
+    for _ in range(3):
+        still.step()
+    assert int(still.cells.site[k_row]) == start  # without `infiltrates` it is stuck
+
+
+def test_a_displaced_cell_loses_its_turn():
+    """Every `a` dies in its turn (death rate 10/min); one displaced by the
+    infiltrator before its turn survives the tick, at the infiltrator's old site."""
+    outcomes = []
+    for seed in range(12):
+        e = engine(_packed_with_infiltrator(["a"], death_rate=10.0), seed=seed)
+        k_row = int(np.flatnonzero(e.cells.type[: e.cells.n] == 1)[0])
+        start = int(e.cells.site[k_row])
+        e.step()
+        check_invariants(e)
+        alive_a = np.flatnonzero(e.cells.type[: e.cells.n] == 0)
+        assert len(alive_a) <= 1
+        if len(alive_a):
+            assert int(e.cells.site[alive_a[0]]) == start
+        outcomes.append(len(alive_a))
+    assert 0 < sum(outcomes) < len(outcomes)  # both orders of turns happen
+
+
+def test_infiltration_gives_identical_runs_on_one_and_two_threads(monkeypatch):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba was started with one thread")
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_CELLS", 0)
+    monkeypatch.setattr(engine_module, "PARALLEL_MIN_FIELD_VOXELS", 0)
+    data = busy_scenario(shape=(30, 30))
+    data["cell_types"]["b"]["infiltrates"] = ["a"]
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            e = engine(data)
+            for _ in range(40):
+                e.step()
+                check_invariants(e)
+            results.append(e.cells.columns())
+    finally:
+        numba.set_num_threads(before)
+    for name in results[0]:
+        assert np.array_equal(results[0][name], results[1][name]), name

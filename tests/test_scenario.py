@@ -230,6 +230,16 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, tuple[str, ...]]] 
         "cell_types.cd8.kill_targets.1",
         ("unknown cell type 'nk'", TYPES),
     ),
+    "infiltrates names an unknown type": (
+        _set("cell_types.cd8.infiltrates", ["tumour", "nk"]),
+        "cell_types.cd8.infiltrates.1",
+        ("unknown cell type 'nk'", TYPES),
+    ),
+    "a type infiltrates itself": (
+        _set("cell_types.cd8.infiltrates", ["cd8"]),
+        "cell_types.cd8.infiltrates.0",
+        ("cannot infiltrate itself",),
+    ),
     "placement names an unknown type": (
         _set("placement.1.cell_type", "nk"),
         "placement.1.cell_type",

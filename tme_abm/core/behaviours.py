@@ -29,7 +29,12 @@ drew numbers changes them.  Rates r (1/min) become per-tick probabilities
 5. moves with probability ``min(1, speed dt / mean step length)`` to a free
    neighbour: with probability ``chemotaxis_bias`` the one with the highest
    concentration of its type's chemotaxis field (ties broken by a random
-   starting point), otherwise a uniformly random one.
+   starting point), otherwise a uniformly random one.  A type that
+   ``infiltrates`` other types may also take a neighbour held by one of
+   them, which moves to the mover's old site (an immune cell entering
+   tumour tissue); a cell displaced this way before its own turn loses that
+   turn (both sites lie in the mover's closed neighbourhood, so the colour
+   scheme still holds).
 """
 
 from __future__ import annotations
@@ -91,6 +96,19 @@ def _free_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, fr
 
 
 @numba.njit(inline="always", cache=True)
+def _open_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, types, enters, nbuf, out):
+    """Neighbours a moving cell may take: free ones and those held by a type it infiltrates."""
+    m = neighbours_at(s, z, y, x, nz, ny, nx, offsets, steps, nbuf)
+    k = 0
+    for q in range(m):
+        j = site_cell[nbuf[q]]
+        if j < 0 or enters[types[j]]:
+            out[k] = nbuf[q]
+            k += 1
+    return k
+
+
+@numba.njit(inline="always", cache=True)
 def occurs(u: float, rate_dt: float) -> bool:
     """Does an event of probability ``1 - exp(-rate_dt)`` happen for the draw ``u``?
 
@@ -109,8 +127,8 @@ def colour_count(nz: int) -> int:
 @numba.njit(cache=True, parallel=True)
 def act(
     n0, colours, max_threads, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
-    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, death_release,
-    conc_flat, events, listed, n_listed,
+    need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, infiltrates,
+    death_release, conc_flat, events, listed, n_listed,
 ):
     """Let every cell of rows ``0..n0-1`` act once; returns ``(n, next_id)``.
 
@@ -187,6 +205,11 @@ def act(
     steps = flat_offsets(offsets, ny, nx)
     # types whose transform rates are zero whatever their signals (base and
     # both saturations zero): their cells skip reading the transform columns
+    can_infiltrate = np.zeros(nt, dtype=np.bool_)
+    for u in range(nt):
+        for v in range(nt):
+            if infiltrates[u, v]:
+                can_infiltrate[u] = True
     can_transform = np.zeros(nt, dtype=np.bool_)
     for u in range(nt):
         for v in range(nt):
@@ -226,6 +249,10 @@ def act(
                 if s < 0:  # killed this tick, in an earlier turn
                     continue
                 x = s - row
+                if x < 0 or x >= nx or x % 3 != cx:
+                    # displaced to a neighbouring site (another colour) by an
+                    # infiltrating cell earlier this tick: it lost its turn
+                    continue
                 d = n0 + i  # the row of a daughter
                 t = types[i]
                 ck = cell_key(tk, ids[i])  # shared rounds of this cell's streams
@@ -316,9 +343,15 @@ def act(
                 if speed > 0.0:
                     st = purpose_stream(ck, PURPOSE_MOVE)
                     if uniform(st, 0) < speed * dt_min / mean_step_um:
-                        k = _free_neighbours(
-                            s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
-                        )
+                        if can_infiltrate[t]:
+                            k = _open_neighbours(
+                                s, z, y, x, nz, ny, nx, offsets, steps, site_cell, types,
+                                infiltrates[t], nbuf, free,
+                            )
+                        else:
+                            k = _free_neighbours(
+                                s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
+                            )
                         if k > 0:
                             pick = -1
                             f = chemotaxis_field[t]
@@ -334,7 +367,10 @@ def act(
                             if pick < 0:
                                 pick = randint(st, 3, k)
                             ns = free[pick]
-                            site_cell[s] = -1
+                            j = site_cell[ns]
+                            site_cell[s] = j  # -1, or the cell it swaps places with
+                            if j >= 0:
+                                sites[j] = s
                             site_cell[ns] = i
                             sites[i] = ns
     for th in range(max_threads):

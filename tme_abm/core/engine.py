@@ -443,6 +443,7 @@ class Engine:
                 p.kill_target,
                 p.kill_capacity,
                 p.chemotaxis_field,
+                p.infiltrates,
                 p.death_release,
                 self.conc_flat(),
                 self.events,

@@ -83,6 +83,7 @@ class EngineParams:
     kill_target: np.ndarray  # (nt, nt) uint8: killer type x target type
     kill_capacity: np.ndarray
     chemotaxis_field: np.ndarray
+    infiltrates: np.ndarray  # (nt, nt) bool: a moving type may swap into a site of this type
     death_release: np.ndarray  # (nt, nf) ng/mL added to the site of a dying cell
     recruit_rate: np.ndarray
     recruit_signal: np.ndarray

@@ -152,6 +152,7 @@ class CellType(_Strict):
     kill_targets: list[Name] = []
     kill_capacity: Annotated[int, Field(ge=0, le=30000)] = 0
     kill_resistance: Fraction = 0.0
+    infiltrates: list[Name] = []
     transform_rate_per_min: dict[Name, NonNeg] = {}
     secretion_ng_per_ml_per_min: dict[Name, NonNeg] = {}
     uptake_per_min: dict[Name, NonNeg] = {}
@@ -400,6 +401,10 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         need_field(f"{p}.chemotaxis_field", ct.get("chemotaxis_field"))
         for k, target in enumerate(_array(ct.get("kill_targets"))):
             need_type(f"{p}.kill_targets.{k}", target)
+        for k, other in enumerate(_array(ct.get("infiltrates"))):
+            need_type(f"{p}.infiltrates.{k}", other)
+            if other == tname:
+                problems.append((f"{p}.infiltrates.{k}", "a type cannot infiltrate itself"))
         for target in _table(ct.get("transform_rate_per_min")):
             need_type(f"{p}.transform_rate_per_min.{target}", target)
             if target == tname:
