@@ -296,6 +296,184 @@ def test_run_metrics_on_a_real_run_file(tmp_path):
     assert max(counts) > 0  # the check is not vacuous
 
 
+# ------------------------------------------------------------ composition metrics
+
+COMP_CODES = {
+    "empty": -1,
+    "tumour": 0,
+    "cd8": 1,
+    "cd8_exhausted": 2,
+    "treg": 3,
+    "mdsc": 4,
+    "m1": 5,
+    "m2": 6,
+    "nk": 7,
+}
+
+
+def _tumour_disc(n: int = 41, radius: float = 8.0) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    lat = np.full((n, n), -1, dtype=np.int8)
+    lat[(yy - n // 2) ** 2 + (xx - n // 2) ** 2 <= radius**2] = COMP_CODES["tumour"]
+    return lat
+
+
+def test_composition_metrics_hand_made_lattice():
+    lat = _tumour_disc()
+    n_cells = int(np.count_nonzero(lat >= 0))
+    c = 41 // 2
+    # seven immune cells inside the tumour (in place of tumour cells) ...
+    for (y, x), name in {
+        (c, c): "cd8",
+        (c, c + 1): "cd8_exhausted",
+        (c + 1, c): "treg",
+        (c - 1, c): "mdsc",
+        (c, c - 1): "m1",
+        (c + 2, c): "m2",
+        (c - 2, c): "nk",
+    }.items():
+        lat[y, x] = COMP_CODES[name]
+    # ... and two far outside the 100 um band (site 20 um, tumour radius 8 sites)
+    lat[2, 2] = COMP_CODES["mdsc"]
+    lat[2, 38] = COMP_CODES["cd8"]
+    m = V.composition_metrics(lat, COMP_CODES, 20.0)
+    assert m == pytest.approx(
+        {
+            "immune_fraction": 7 / n_cells,
+            "mdsc_share": 1 / 7,
+            "treg_share": 1 / 7,
+            "macrophage_share": 2 / 7,
+            "t_cell_share": 3 / 7,
+            "cd8_in_tumour": 2.0,
+            "mdsc_in_tumour": 1.0,
+            "treg_in_tumour": 1.0,
+            "cd8_per_treg": 2.0,
+        }
+    )
+    assert set(m) == set(V.COMPOSITION_METRICS)
+    # a margin wide enough to reach the corners takes the two outsiders in
+    wide = V.composition_metrics(lat, COMP_CODES, 20.0, margin_um=1000.0)
+    assert (wide["cd8_in_tumour"], wide["mdsc_in_tumour"]) == (3.0, 2.0)
+
+
+def test_composition_metrics_nan_without_the_types_or_a_tumour():
+    codes = {"empty": -1, "tumour": 0, "cd8": 1}
+    lat = _tumour_disc()
+    lat[20, 20] = 1
+    m = V.composition_metrics(lat, codes, 20.0)
+    for k in ("mdsc_share", "treg_share", "macrophage_share", "mdsc_in_tumour"):
+        assert math.isnan(m[k]), k
+    assert math.isnan(m["treg_in_tumour"]) and math.isnan(m["cd8_per_treg"])
+    assert m["t_cell_share"] == 1.0 and m["cd8_in_tumour"] == 1.0
+    # Tregs in the scenario but none in the sample: a count of 0, no ratio
+    no_treg = V.composition_metrics(lat, {**codes, "treg": 2}, 20.0)
+    assert no_treg["treg_in_tumour"] == 0.0 and no_treg["treg_share"] == 0.0
+    assert math.isnan(no_treg["cd8_per_treg"])
+    # no tumour left: an empty sample, shares NaN, counts 0
+    gone = np.full((20, 20), -1, dtype=np.int8)
+    gone[3, 3] = COMP_CODES["mdsc"]
+    m = V.composition_metrics(gone, COMP_CODES, 20.0)
+    assert math.isnan(m["immune_fraction"]) and math.isnan(m["mdsc_share"])
+    assert m["mdsc_in_tumour"] == 0.0 and math.isnan(m["cd8_per_treg"])
+
+
+#: Overrides that give the tiny scenario Tregs, MDSCs and macrophages around the tumour
+#: and keep the run short enough that the tumour is still there at the last snapshot.
+SUPPRESSIVE_TINY = (
+    "domain.duration_days=0.05",
+    "output.snapshot_every_min=30",
+    'cell_types.treg.colour="#9467bd"',
+    'cell_types.mdsc.colour="#d62728"',
+    'cell_types.m1.colour="#2ca02c"',
+    'placement=[{cell_type = "tumour", region = "disc", radius_um = 100.0}, '
+    + ", ".join(
+        f'{{cell_type = "{t}", region = "annulus", radius_um = 300.0, '
+        f"inner_radius_um = 110.0, fraction = {f}}}"
+        for t, f in (("cd8", 0.1), ("treg", 0.05), ("mdsc", 0.1), ("m1", 0.05))
+    )
+    + "]",
+)
+
+
+def test_run_metrics_composition_of_the_last_snapshot(tmp_path):
+    from tme_abm.analysis import run_composition
+    from tme_abm.runner import run_scenario
+    from tme_abm.scenario.load import load_scenario
+
+    tiny = Path(__file__).parent / "data" / "tiny.toml"
+    path = tmp_path / "suppressive.h5"
+    run_scenario(load_scenario(tiny, SUPPRESSIVE_TINY), path, progress=False)
+    m = V.run_metrics(path)
+    ref = run_composition(path, -1, margin_um=100.0)  # the last snapshot
+    n = ref["counts"]
+    immune = ref["n_immune"]
+    assert immune > 0 and n["treg"] > 0 and n["mdsc"] > 0 and n["m1"] > 0  # not vacuous
+    cd8 = n["cd8"] + n["cd8_exhausted"]
+    assert m["immune_fraction"] == pytest.approx(immune / (immune + ref["n_tumour"]))
+    assert m["mdsc_share"] == pytest.approx(n["mdsc"] / immune)
+    assert m["treg_share"] == pytest.approx(n["treg"] / immune)
+    assert m["macrophage_share"] == pytest.approx(n["m1"] / immune)  # no m2 type here
+    assert m["t_cell_share"] == pytest.approx((cd8 + n["treg"]) / immune)
+    assert (m["cd8_in_tumour"], m["mdsc_in_tumour"], m["treg_in_tumour"]) == (
+        cd8,
+        n["mdsc"],
+        n["treg"],
+    )
+    assert m["cd8_per_treg"] == pytest.approx(cd8 / n["treg"])
+    # the tiny scenario itself has no Tregs, MDSCs or macrophages
+    plain = tmp_path / "tiny.h5"
+    run_scenario(load_scenario(tiny, SUPPRESSIVE_TINY[:2]), plain, progress=False)
+    p = V.run_metrics(plain)
+    for k in ("mdsc_share", "treg_share", "macrophage_share", "mdsc_in_tumour", "cd8_per_treg"):
+        assert math.isnan(p[k]), k
+    assert math.isfinite(p["immune_fraction"]) and math.isfinite(p["cd8_in_tumour"])
+
+
+@pytest.mark.parametrize(
+    ("mean", "verdict"),
+    [
+        (0.10, "in range"),
+        (0.05, "in range"),
+        (0.50, "in range"),
+        (0.049, "OUT of range"),
+        (0.51, "OUT of range"),
+        (math.nan, "not computed (no value)"),
+        (math.inf, "not computed (no value)"),
+    ],
+)
+def test_range_verdict(mean, verdict):
+    assert V.range_verdict(mean, 0.05, 0.50) == verdict
+
+
+def test_evaluate_composition_on_the_baseline_arm():
+    targets = (
+        V.CompositionTarget("immune_fraction", 0.05, 0.50, "src", "why"),
+        V.CompositionTarget("mdsc_share", 0.02, 0.17, "src", "why"),
+        V.CompositionTarget("treg_share", 0.0, 1.0, "src", "why"),
+    )
+    values = {"immune_fraction": [0.2, 0.3, None, 0.25], "mdsc_share": [0.3, 0.4, 0.35, 0.2]}
+    values["treg_share"] = [None] * 4
+    summary = {"baseline": {"metrics": {k: {"values": v} for k, v in values.items()}}}
+    out = V.evaluate_composition(summary, targets)
+    assert [r["verdict"] for r in out] == ["in range", "OUT of range", "not computed (no value)"]
+    assert out[0]["n"] == 3 and out[2]["n"] == 0
+    m, lo, hi = V.mean_ci([0.2, 0.3, 0.25])
+    assert (out[0]["mean"], out[0]["ci_lo"], out[0]["ci_hi"]) == pytest.approx((m, lo, hi))
+    assert out[1]["mean"] == pytest.approx(0.3125) and out[0]["basis"] == "why"
+    missing = V.evaluate_composition({"other": summary["baseline"]}, targets[:1])
+    assert missing[0]["verdict"] == "not run (arm baseline not in suite)"
+    section = "\n".join(V._composition_section(out))
+    assert "**OUT of range**" in section and "1 of 3 composition metrics lie in range" in section
+
+
+def test_composition_targets_name_known_metrics():
+    assert set(V.COMPOSITION_METRICS) <= set(V.METRICS)
+    for t in V.COMPOSITION_TARGETS:
+        assert t.metric in V.COMPOSITION_METRICS and 0 <= t.lo < t.hi <= 1
+        assert "PMC4157098" in t.source and "PMC4157098" in t.basis
+    assert V.COMPOSITION_ARM in {a.name for a in V.DEFAULT_ARMS}
+
+
 # ------------------------------------------------------------------ arm parsing
 
 
@@ -316,6 +494,21 @@ def test_comparisons_name_known_metrics_and_arms():
     for c in V.COMPARISONS:
         assert c.a in arms and c.b in arms and c.metric in V.METRICS
         assert c.expected in ("lower", "higher")
+
+
+@pytest.mark.parametrize("name", sorted(V.STANDIN_THERAPIES))
+def test_therapy_standins_resolve_to_their_scenario_files(name):
+    # the stand-in (baseline + a therapy=[...] override) is the scenario file but for its
+    # name and description, so the two cannot drift apart unnoticed
+    from tme_abm.scenario.load import load_scenario
+
+    standin = {a.name: a for a in V.standin_arms()}[name]
+    real = {a.name: a for a in V.DEFAULT_ARMS}[name]
+    a = json.loads(load_scenario(standin.scenario, standin.overrides).scenario.model_dump_json())
+    b = json.loads(load_scenario(real.scenario, real.overrides).scenario.model_dump_json())
+    for d in (a, b):
+        d.pop("name"), d.pop("description")
+    assert a == b
 
 
 def test_run_task_reuses_only_a_matching_complete_run(tmp_path):

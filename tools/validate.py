@@ -1,4 +1,4 @@
-"""Statistical validation suite: does the model reproduce published STAT3 effects?
+"""Statistical validation suite: does the model reproduce published effects?
 
 Usage::
 
@@ -34,12 +34,18 @@ file made with other ``--set`` values (or none) is not reused.
 Metrics (per run; see the functions below): final tumour cell count; tumour
 count over time; mature-DC fraction over the last day of ticks; CD8 cells
 touching a tumour cell (Moore neighbourhood) over the last day of snapshots,
-and the same per 100 tumour cells.
+and the same per 100 tumour cells; and the immune composition of the tumour
+sample (tumour region plus a 100 µm band, as a dissected tumour is counted by
+flow cytometry; :mod:`tme_abm.analysis.composition`) on the last snapshot:
+immune fraction, MDSC, Treg, macrophage and T-cell shares of the immune
+cells, CD8, MDSC and Treg counts, and CD8 per Treg.
 
 Statistics (pure functions, tested in ``tests/test_validation_stats.py``): Welch
 t interval and p-value for the difference of means, percentile-bootstrap
 interval for the ratio of means, Cohen's d, and a verdict: "reproduced" when
-the difference's 95% CI excludes 0 on the expected side.
+the difference's 95% CI excludes 0 on the expected side. The baseline's
+composition is set against plausibility ranges (:data:`COMPOSITION_TARGETS`):
+"in range" when the mean over seeds lies in the range.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ import numpy as np
 from scipy import stats
 
 from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
+from tme_abm.analysis.composition import immune_composition
 from tme_abm.analysis.replicates import mean_ci as replicate_mean_ci
 from tme_abm.scenario.library import examples_dir
 
@@ -274,6 +281,71 @@ def cd8_type_names(names: Iterable[str]) -> list[str]:
     return [n for n in names if n == "cd8" or n.startswith("cd8_")]
 
 
+#: Width of the band outside the tumour edge counted with the tumour (µm).
+COMPOSITION_MARGIN_UM = 100.0
+
+
+def composition_metrics(
+    lattice: np.ndarray,
+    codes: dict[str, int],
+    site_um: float,
+    margin_um: float = COMPOSITION_MARGIN_UM,
+) -> dict[str, float]:
+    """Immune composition of the tumour sample of one snapshot.
+
+    The sample is the tumour region plus ``margin_um`` around it, counted by
+    :func:`tme_abm.analysis.composition.immune_composition` (every type that
+    is not a tumour type is an immune cell). ``codes`` is cell-type name ->
+    lattice code (``"empty"`` is ignored). Returns
+
+    ``immune_fraction``
+        immune cells / all cells in the sample.
+    ``mdsc_share``, ``treg_share``, ``macrophage_share``, ``t_cell_share``
+        the share of the immune cells in the sample that are of type ``mdsc``;
+        of role ``treg`` (``treg``, ``treg_*``); of types ``m1`` and ``m2``;
+        of the CD8 types (``cd8``, ``cd8_*``) and the Treg types together.
+    ``cd8_in_tumour``, ``mdsc_in_tumour``, ``treg_in_tumour``
+        cells of the CD8 types, of type ``mdsc`` and of the Treg types in the
+        sample.
+    ``cd8_per_treg``
+        CD8 cells / Tregs in the sample (NaN with no Treg there).
+
+    A metric is NaN when the scenario has none of its types; a share is NaN
+    when the sample holds no immune cell (e.g. no tumour is left).
+    """
+    codes = {n: int(c) for n, c in codes.items() if n != "empty"}
+    cd8 = cd8_type_names(codes)
+    treg = [n for n in codes if n == "treg" or n.startswith("treg_")]
+    mdsc = [n for n in ("mdsc",) if n in codes]
+    macrophage = [n for n in ("m1", "m2") if n in codes]
+    groups = {  # ":" keeps these apart from the type names
+        "group:cd8": cd8,
+        "group:treg": treg,
+        "group:mdsc": mdsc,
+        "group:macrophage": macrophage,
+        "group:t_cell": cd8 + treg,
+    }
+    comp = immune_composition(lattice, codes, site_um, margin_um, groups)
+
+    def share(group: str) -> float:
+        return float(comp["immune_share"][group]) if groups[group] else math.nan
+
+    def count(group: str) -> float:
+        return float(comp["counts"][group]) if groups[group] else math.nan
+
+    return {
+        "immune_fraction": float(comp["immune_fraction"]),
+        "mdsc_share": share("group:mdsc"),
+        "treg_share": share("group:treg"),
+        "macrophage_share": share("group:macrophage"),
+        "t_cell_share": share("group:t_cell"),
+        "cd8_in_tumour": count("group:cd8"),
+        "mdsc_in_tumour": count("group:mdsc"),
+        "treg_in_tumour": count("group:treg"),
+        "cd8_per_treg": float(comp["cd8_per_treg"]) if treg else math.nan,
+    }
+
+
 def run_metrics(path: str | Path) -> dict[str, Any]:
     """Every metric of one run file.
 
@@ -294,6 +366,11 @@ def run_metrics(path: str | Path) -> dict[str, Any]:
     ``cd8_infiltration_per_100_tumour``
         mean over the same snapshots of ``100 * infiltrating CD8 / tumour cells``
         on that snapshot's lattice (snapshots without tumour skipped).
+    ``immune_fraction``, ``mdsc_share``, ``treg_share``, ``macrophage_share``,
+    ``t_cell_share``, ``cd8_in_tumour``, ``mdsc_in_tumour``, ``treg_in_tumour``,
+    ``cd8_per_treg``
+        :func:`composition_metrics` of the last snapshot (the root attribute
+        ``site_um`` gives the lattice spacing).
     """
     import h5py
 
@@ -314,6 +391,7 @@ def run_metrics(path: str | Path) -> dict[str, Any]:
         keep = np.flatnonzero(last_day(snap_t))
         lattice = ds[keep[0] : keep[-1] + 1]
         stamps = [_text(f.attrs.get(k, "")) for k in ("created", "finished")]
+        site_um = float(f.attrs["site_um"])
     spatial = lattice.ndim - 1
     cd8 = [codes[n] for n in cd8_type_names(codes)]
     tumour = [codes["tumour"]]
@@ -328,6 +406,7 @@ def run_metrics(path: str | Path) -> dict[str, Any]:
         "mature_dc_fraction": _nanmean(frac),
         "cd8_infiltration": float(infil.mean()),
         "cd8_infiltration_per_100_tumour": _nanmean(per100),
+        **composition_metrics(lattice[-1], codes, site_um),
         "n_last_day_ticks": int(recent.sum()),
         "n_last_day_snapshots": int(keep.size),
         "file_seconds": _seconds_between(*stamps),
@@ -360,7 +439,28 @@ METRICS = {
     "mature_dc_fraction": "mature-DC fraction (last day)",
     "cd8_infiltration": "CD8 touching tumour (last day)",
     "cd8_infiltration_per_100_tumour": "CD8 touching tumour per 100 tumour cells",
+    "immune_fraction": "immune share of all cells in tumour (last snapshot)",
+    "mdsc_share": "MDSC share of immune cells in tumour (last snapshot)",
+    "treg_share": "Treg share of immune cells in tumour (last snapshot)",
+    "macrophage_share": "macrophage (M1 + M2) share of immune cells in tumour (last snapshot)",
+    "t_cell_share": "T-cell (CD8 + Treg) share of immune cells in tumour (last snapshot)",
+    "cd8_in_tumour": "CD8 cells in tumour (last snapshot)",
+    "mdsc_in_tumour": "MDSCs in tumour (last snapshot)",
+    "treg_in_tumour": "Tregs in tumour (last snapshot)",
+    "cd8_per_treg": "CD8 per Treg in tumour (last snapshot)",
 }
+#: The metrics of :func:`composition_metrics`: their own table in the report.
+COMPOSITION_METRICS = (
+    "immune_fraction",
+    "mdsc_share",
+    "treg_share",
+    "macrophage_share",
+    "t_cell_share",
+    "cd8_in_tumour",
+    "mdsc_in_tumour",
+    "treg_in_tumour",
+    "cd8_per_treg",
+)
 
 
 @dataclass(frozen=True)
@@ -394,6 +494,10 @@ DEFAULT_ARMS = (
     Arm("stat3_inhibitor", SCENARIOS / "stat3_inhibitor.toml"),
     Arm("anti_pd1", SCENARIOS / "anti_pd1.toml"),
     Arm("inhibitor_anti_pd1", SCENARIOS / "inhibitor_anti_pd1.toml"),
+    Arm("deplete_treg", SCENARIOS / "deplete_treg.toml"),
+    Arm("deplete_treg_day3", SCENARIOS / "deplete_treg_day3.toml"),
+    Arm("deplete_mdsc", SCENARIOS / "deplete_mdsc.toml"),
+    Arm("arginase_inhibitor", SCENARIOS / "arginase_inhibitor.toml"),
 )
 
 COMPARISONS = (
@@ -434,11 +538,123 @@ COMPARISONS = (
         "combination better than anti-PD-1 alone (CL 2018: Wang Y 2018 Cancer Lett, "
         "doi:10.1016/j.canlet.2017.12.003)",
     ),
+    Comparison(
+        "deplete_treg",
+        "baseline",
+        "final_tumour",
+        "lower",
+        "Treg depletion at implantation (Onizuka 1999 Cancer Res 59:3128; "
+        "Quezada 2008 J Exp Med 205:2125)",
+    ),
+    Comparison(
+        "deplete_treg_day3",
+        "deplete_treg",
+        "final_tumour",
+        "higher",
+        "depletion after day 2 helps less (Onizuka 1999 Cancer Res 59:3128)",
+    ),
+    Comparison(
+        "deplete_mdsc",
+        "baseline",
+        "final_tumour",
+        "lower",
+        "MDSC removal, as 5-FU (Vincent 2010 Cancer Res 70:3052)",
+    ),
+    Comparison(
+        "arginase_inhibitor",
+        "baseline",
+        "cd8_in_tumour",
+        "higher",
+        "arginase inhibition raises tumour CD8 (Steggerda 2017 J Immunother Cancer 5:101)",
+    ),
+    Comparison(
+        "deplete_mdsc",
+        "baseline",
+        "cd8_in_tumour",
+        "higher",
+        "Vincent 2010 Cancer Res 70:3052 (T cell-dependent)",
+    ),
 )
 
 
+@dataclass(frozen=True)
+class CompositionTarget:
+    """A plausibility range ``[lo, hi]`` for the baseline's mean of ``metric``."""
+
+    metric: str
+    lo: float
+    hi: float
+    source: str
+    basis: str
+
+
+#: Checked on the ``baseline`` arm (:func:`evaluate_composition`).
+COMPOSITION_TARGETS = (
+    CompositionTarget(
+        "immune_fraction",
+        0.05,
+        0.50,
+        "PMC4157098, Table 1 (MMTV-PyMT tumours)",
+        "CD45+ cells 18.3 ± 7.1% (mean ± SEM, n = 5) of live cells in MMTV-PyMT tumours "
+        "(PMC4157098, Table 1); range: mean ± 2 SD of single tumours "
+        "(SD = SEM·√5 = 15.9%), floored at 5%",
+    ),
+    CompositionTarget(
+        "mdsc_share",
+        0.02,
+        0.17,
+        "PMC4157098, Table 1 (MMTV-PyMT tumours)",
+        "CD11b+Gr1+ MDSC 9.2 ± 1.7% (mean ± SEM, n = 5) of CD45+ cells in the same tumours "
+        "(PMC4157098, Table 1); range: mean ± 2 SD (SD = 3.8%)",
+    ),
+)
+#: The arm the composition targets are checked on.
+COMPOSITION_ARM = "baseline"
+
+
+def _toml_inline(value: Any) -> str:
+    """A value as a TOML inline value; dicts as inline tables (for ``therapy=[...]``)."""
+    from tme_abm.scenario.load import toml_value
+
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_inline(v) for v in value) + "]"
+    return toml_value(value)
+
+
+#: The therapies of the stand-ins for the suppressive-arm scenario files (as
+#: those files give them; see their comments for the sources).
+STANDIN_THERAPIES: dict[str, dict[str, Any]] = {
+    "deplete_treg": {
+        "kind": "depletion",
+        "cell_types": ["treg"],
+        "fraction": 1.0,
+        "start_day": 0.0,
+    },
+    "deplete_treg_day3": {
+        "kind": "depletion",
+        "cell_types": ["treg"],
+        "fraction": 1.0,
+        "start_day": 3.0,
+    },
+    "deplete_mdsc": {
+        "kind": "depletion",
+        "cell_types": ["mdsc"],
+        "fraction": 1.0,
+        "start_day": 0.0,
+    },
+    "arginase_inhibitor": {
+        "kind": "field_blockade",
+        "field": "arginase",
+        "extra_decay_per_min": 0.5,
+        "start_day": 0.0,
+    },
+}
+
+
 def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...]:
-    """Stand-ins for the six arms, built from ``baseline`` with overrides only.
+    """Stand-ins for the default arms, built from ``baseline`` with overrides only.
 
     For developing the suite before the real scenario files exist
     (``--standin-arms``); read from the baseline so they follow its edits:
@@ -449,12 +665,17 @@ def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...
       ``drug`` field) held uniform at 10 x its half-max, no decay;
     - ``anti_pd1``: the saturation of every tumour ``kill_resistance`` rule (the
       PD-L1 rules) set to 0, so PD-L1 no longer protects tumour cells;
-    - ``inhibitor_anti_pd1``: both.
+    - ``inhibitor_anti_pd1``: both;
+    - ``deplete_treg``, ``deplete_treg_day3``, ``deplete_mdsc``,
+      ``arginase_inhibitor``: the baseline's ``therapy`` list plus the one
+      therapy of the scenario file (:data:`STANDIN_THERAPIES`), as a
+      ``therapy=[...]`` override of inline tables.
     """
     import tomllib
 
     data = tomllib.loads(baseline.read_text(encoding="utf-8"))
     types = list(data.get("cell_types", {}))
+    therapies = list(data.get("therapy", []))
     inhibitor = data.get("stat3_inhibitor")
     if inhibitor:
         fld, half = inhibitor["field"], float(inhibitor["half_max_ng_per_ml"])
@@ -483,6 +704,10 @@ def standin_arms(baseline: Path = SCENARIOS / "baseline.toml") -> tuple[Arm, ...
         Arm("stat3_inhibitor", baseline, drug),
         Arm("anti_pd1", baseline, pd1),
         Arm("inhibitor_anti_pd1", baseline, drug + pd1),
+        *(
+            Arm(name, baseline, (f"therapy={_toml_inline([*therapies, therapy])}",))
+            for name, therapy in STANDIN_THERAPIES.items()
+        ),
     )
 
 
@@ -811,6 +1036,53 @@ def run_comparisons(
     return results
 
 
+def range_verdict(mean: float, lo: float, hi: float) -> str:
+    """``"in range"`` when ``lo <= mean <= hi``, ``"OUT of range"`` when not,
+    ``"not computed (no value)"`` when ``mean`` is NaN or infinite."""
+    if not math.isfinite(mean):
+        return "not computed (no value)"
+    return "in range" if lo <= mean <= hi else "OUT of range"
+
+
+def evaluate_composition(
+    summary: dict[str, Any],
+    targets: Sequence[CompositionTarget],
+    arm: str = COMPOSITION_ARM,
+) -> list[dict[str, Any]]:
+    """Mean, 95% t CI (:func:`mean_ci`) over seeds and verdict of each target on ``arm``.
+
+    Seeds with a NaN value are left out (``n`` says how many remain); the
+    verdict is :func:`range_verdict` of the mean.
+    """
+    results = []
+    for t in targets:
+        base = {
+            "arm": arm,
+            "metric": t.metric,
+            "lo": t.lo,
+            "hi": t.hi,
+            "source": t.source,
+            "basis": t.basis,
+        }
+        if arm not in summary:
+            results.append({**base, "verdict": f"not run (arm {arm} not in suite)"})
+            continue
+        vals = [np.nan if v is None else v for v in summary[arm]["metrics"][t.metric]["values"]]
+        fin = _clean(vals)
+        mean, lo, hi = mean_ci(fin)  # NaN with no value
+        results.append(
+            {
+                **base,
+                "n": int(fin.size),
+                "mean": mean,
+                "ci_lo": lo,
+                "ci_hi": hi,
+                "verdict": range_verdict(mean, t.lo, t.hi),
+            }
+        )
+    return results
+
+
 def growth_curves(
     arms: Sequence[Arm], records: Sequence[dict[str, Any]], every: int = 12
 ) -> dict[str, Any]:
@@ -864,21 +1136,31 @@ def figure_growth(curves: dict[str, Any], n_seeds: int, path: Path) -> None:
 def figure_comparisons(
     summary: dict[str, Any], results: Sequence[dict[str, Any]], path: Path
 ) -> None:
-    """(b) Per comparison: each seed as a dot, arm mean and 95% t CI as a bar."""
+    """(b) Per comparison: each seed as a dot, arm mean and 95% t CI as a bar.
+
+    At most 5 panels a row.
+    """
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     shown = [r for r in results if "mean_a" in r]
     if not shown:
         return
+    per_row = 5
+    ncols = min(per_row, len(shown))
+    nrows = -(-len(shown) // per_row)
     fig, axes = plt.subplots(
-        1,
-        len(shown),
-        figsize=(2.6 * len(shown) + 0.4, 3.8),
+        nrows,
+        ncols,
+        figsize=(2.6 * ncols + 0.4, 3.8 * nrows),
         constrained_layout=True,
         squeeze=False,
     )
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
     rng = np.random.default_rng(0)  # jitter only
-    for k, (ax, r) in enumerate(zip(axes[0], shown, strict=True)):
+    for k, (ax, r) in enumerate(zip(axes.flat, shown, strict=False)):
         for i, arm in enumerate((r["a"], r["b"])):
             m = summary[arm]["metrics"][r["metric"]]
             vals = np.array([np.nan if v is None else v for v in m["values"]], dtype=float)
@@ -900,9 +1182,9 @@ def figure_comparisons(
         ax.set_xticks([0, 1], [r["a"], r["b"]], rotation=20, ha="right", fontsize=8)
         ax.set_xlim(-0.5, 1.6)
         ok = r["verdict"] == "reproduced"
+        label = textwrap.fill(f"{k + 1}. {METRICS[r['metric']]}", 34)
         ax.set_title(
-            f"{k + 1}. {METRICS[r['metric']]}\nexpected {r['expected']}: "
-            f"{'reproduced' if ok else 'NOT reproduced'}",
+            f"{label}\nexpected {r['expected']}: {'reproduced' if ok else 'NOT reproduced'}",
             fontsize=8,
             color="k" if ok else "#b00000",
         )
@@ -966,10 +1248,12 @@ def write_report(
     arms: Sequence[Arm],
     summary: dict[str, Any],
     results: Sequence[dict[str, Any]],
+    composition: Sequence[dict[str, Any]] = (),
 ) -> Path:
-    """Write ``report.md`` (figures are expected next to it)."""
+    """Write ``report.md`` (figures are expected next to it); ``composition`` is
+    :func:`evaluate_composition`'s result."""
     lines = [
-        "# Validation against published STAT3 effects",
+        "# Validation against published effects",
         "",
         "Generated by `tools/validate.py`; do not edit by hand (re-run the command below).",
         "",
@@ -1037,22 +1321,39 @@ def write_report(
         "",
         "![comparisons](comparisons.png)",
         "",
+        *_composition_section(composition),
         "## Per-arm summary (mean ± sd over seeds)",
         "",
-        "| arm | scenario | overrides | n | " + " | ".join(METRICS.values()) + " |",
-        "|---|---|---|---|" + "---|" * len(METRICS),
+        "### Outcomes",
+        "",
+    ]
+    outcomes = [m for m in METRICS if m not in COMPOSITION_METRICS]
+    lines += [
+        "| arm | scenario | overrides | n | " + " | ".join(METRICS[m] for m in outcomes) + " |",
+        "|---|---|---|---|" + "---|" * len(outcomes),
     ]
     for arm in arms:
-        s = summary[arm.name]["metrics"]
         ov = "<br>".join(f"`{o}`" for o in arm.overrides) or "-"
-        cells = [
-            f"{_f(s[m]['mean'])} ± {_f(s[m]['sd'], 2)}"
-            + ("" if s[m]["n"] == len(summary[arm.name]["seeds"]) else f" (n={s[m]['n']})")
-            for m in METRICS
-        ]
         lines.append(
             f"| {arm.name} | `{_rel(arm.scenario)}` | {ov} | "
-            f"{len(summary[arm.name]['seeds'])} | " + " | ".join(cells) + " |"
+            f"{len(summary[arm.name]['seeds'])} | " + _summary_cells(summary[arm.name], outcomes)
+        )
+    lines += [
+        "",
+        "### Immune composition of the tumour sample at the last snapshot",
+        "",
+        "Cells in the tumour region plus a "
+        f"{_f(COMPOSITION_MARGIN_UM)} µm band around it; shares are of the immune cells "
+        "there (see the definitions below). n/a: the arm has none of the types, or no "
+        "seed had a value; (n=k): only k seeds had one.",
+        "",
+        "| arm | n | " + " | ".join(METRICS[m] for m in COMPOSITION_METRICS) + " |",
+        "|---|---|" + "---|" * len(COMPOSITION_METRICS),
+    ]
+    for arm in arms:
+        lines.append(
+            f"| {arm.name} | {len(summary[arm.name]['seeds'])} | "
+            + _summary_cells(summary[arm.name], COMPOSITION_METRICS)
         )
     lines += [
         "",
@@ -1071,6 +1372,17 @@ def write_report(
         f"({', '.join(map(str, meta['snapshots_last_day']))} snapshots per run).",
         "- **per 100 tumour cells**: `100 x` that count / tumour cells on the same snapshot, "
         "averaged over the same snapshots.",
+        "- **in tumour (last snapshot)**: on the run's last lattice snapshot, the tumour "
+        "sample is the tumour region (tumour sites and the holes they enclose) plus every "
+        f"site within {_f(COMPOSITION_MARGIN_UM)} µm outside its edge, as a dissected tumour "
+        "would be counted by flow cytometry (`tme_abm.analysis.composition`). Every cell type "
+        "that is not a tumour type counts as an immune cell. **immune share of all cells**: "
+        "immune / all cells in the sample; **shares of immune cells**: MDSC (type `mdsc`), "
+        "Treg (types `treg`, `treg_*`), macrophage (types `m1`, `m2`), T cell (the CD8 and "
+        "Treg types), each over the immune cells in the sample (n/a when there are none, "
+        "e.g. no tumour left); **CD8 cells, MDSCs, Tregs in tumour**: counts of those "
+        "types in the sample; **CD8 per Treg**: CD8 / Treg cells in the sample (n/a "
+        "without a Treg there). Each is n/a in an arm whose scenario has none of its types.",
         "",
         "All numbers are in `results.json`.",
         "",
@@ -1087,6 +1399,52 @@ def write_report(
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _summary_cells(entry: dict[str, Any], metrics: Sequence[str]) -> str:
+    """``mean ± sd`` cells of one arm's row, ``(n=k)`` where some seeds had no value."""
+    s = entry["metrics"]
+    return (
+        " | ".join(
+            f"{_f(s[m]['mean'])} ± {_f(s[m]['sd'], 2)}"
+            + ("" if s[m]["n"] == len(entry["seeds"]) else f" (n={s[m]['n']})")
+            for m in metrics
+        )
+        + " |"
+    )
+
+
+def _composition_section(composition: Sequence[dict[str, Any]]) -> list[str]:
+    """The report section on the baseline's composition against its ranges."""
+    if not composition:
+        return []
+    arm = composition[0]["arm"]
+    lines = [
+        f"## Immune composition of the {arm} at the last snapshot",
+        "",
+        "The only verified anchor is one tumour model (spontaneous MMTV-PyMT mammary "
+        "tumours), so these ranges are plausibility ranges, not calibration targets of a "
+        "specific model. Mean over seeds with its 95% t CI; **in range** means the mean lies "
+        "in the range.",
+        "",
+        "| metric | range | mean [95% CI] | n | verdict | basis |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in composition:
+        v = r["verdict"]
+        shown = "**OUT of range**" if v == "OUT of range" else v
+        if "mean" not in r:
+            stat, n = "", ""
+        else:
+            stat = f"{_f(r['mean'])} [{_f(r['ci_lo'])}, {_f(r['ci_hi'])}]"
+            n = str(r["n"])
+        lines.append(
+            f"| {METRICS[r['metric']]} | [{_f(r['lo'])}, {_f(r['hi'])}] | {stat} | {n} | "
+            f"{shown} | {r['basis']} |"
+        )
+    ok = sum(r["verdict"] == "in range" for r in composition)
+    lines += ["", f"{ok} of {len(composition)} composition metrics lie in range.", ""]
+    return lines
 
 
 def _why(r: dict[str, Any]) -> str:
@@ -1138,7 +1496,7 @@ def _jsonable(x: Any) -> Any:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python tools/validate.py",
-        description="Run replicate simulations of several arms and test published STAT3 "
+        description="Run replicate simulations of several arms and test published "
         "effects with 95% confidence intervals.",
     )
     ap.add_argument("--seeds", type=int, default=8, help="seeds 1..N per arm (default 8)")
@@ -1238,6 +1596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     summary = summarise(arms, records)
     results = run_comparisons(summary, COMPARISONS)
+    composition = evaluate_composition(summary, COMPOSITION_TARGETS)
     curves = growth_curves(arms, records)
     args.out.mkdir(parents=True, exist_ok=True)
     figure_growth(curves, len(seeds), args.out / "growth.png")
@@ -1272,7 +1631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "snapshots_last_day": sorted({r["n_last_day_snapshots"] for r in records}),
     }
-    write_report(args.out, meta, arms, summary, results)
+    write_report(args.out, meta, arms, summary, results, composition)
     payload = {
         "meta": meta,
         "arms": [
@@ -1285,6 +1644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for a in arms
         ],
         "comparisons": results,
+        "composition": composition,
         "runs": [
             {k: v for k, v in r.items() if k not in ("tumour_t_min", "tumour_count")}
             for r in records
@@ -1304,6 +1664,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for k, r in enumerate(results, 1):
         print(f"  {k}. {r['label']} (expected {r['expected']}): {r['verdict']}")
+    for r in composition:
+        print(
+            f"  {r['arm']} {METRICS[r['metric']]} {_f(r.get('mean'))} "
+            f"(range [{_f(r['lo'])}, {_f(r['hi'])}]): {r['verdict']}"
+        )
     return 0
 
 
