@@ -512,3 +512,43 @@ def test_infiltration_gives_identical_runs_on_one_and_two_threads(monkeypatch):
         numba.set_num_threads(before)
     for name in results[0]:
         assert np.array_equal(results[0][name], results[1][name]), name
+
+
+def test_priming_suppressor_divides_the_primed_part_of_recruitment():
+    data = minimal(shape=(50, 50), days=3)
+    data = with_type(data, "p")
+    data = with_type(data, "q")
+    data = with_type(data, "r", death_rate_per_min=0.02, recruitment={
+        "rate_per_vessel_per_min": 0.004, "primed_by": "p",
+        "priming_half_max_per_site": 0.01, "priming_basal_fraction": 0.2,
+        "priming_suppressed_by": "q", "priming_suppression_half_max_per_site": 0.005,
+        "priming_suppression_hill_power": 2.0})  # no delay: densities act at once
+    data["vessels"] = {"fraction": 0.02}
+    data["placement"] = [{"cell_type": "p", "region": "everywhere", "fraction": 0.01},
+                         {"cell_type": "q", "region": "everywhere", "fraction": 0.005}]
+    e = engine(data)
+    P, Q, R = (e.params.type_names.index(t) for t in "pqr")
+    base = e.tables.recruit_rate[R]
+    rate = e._primed_recruit_rate()[R]
+    dp = e.counts()[P] / e.n_sites
+    dq = e.counts()[Q] / e.n_sites
+    x, y = dp / 0.01, (dq / 0.005) ** 2
+    assert e.priming_suppression[R] == dq and e.priming_suppression[P] == 0.0
+    assert rate == pytest.approx(base * (0.2 + 0.8 * x / (1 + x) / (1 + y)), rel=1e-12)
+    # the suppressor's lag is part of the checkpoint
+    arrays, scalars = e.checkpoint()
+    assert arrays["priming_suppression"][R] == dq
+    other = engine(data)
+    other.restore(arrays, scalars)
+    assert other.priming_suppression[R] == dq
+
+
+def test_priming_suppression_needs_primed_by():
+    from tme_abm.scenario import ScenarioError
+    from tme_abm.scenario.load import validate_data
+
+    data = minimal()
+    data = with_type(data, "r", recruitment={"rate_per_vessel_per_min": 0.001,
+                                             "priming_suppressed_by": "a"})
+    with pytest.raises(ScenarioError, match="priming_suppressed_by"):
+        validate_data(data, "t")

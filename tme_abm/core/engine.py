@@ -135,6 +135,8 @@ class Engine:
         self._mid_threads = 1  # this tick's choice
         #: lagged density (cells per site) of each type's priming type
         self.priming = np.zeros(p.n_types, dtype=np.float64)
+        #: lagged density (cells per site) of each type's priming suppressor
+        self.priming_suppression = np.zeros(p.n_types, dtype=np.float64)
         self._primed = np.flatnonzero(p.priming_type >= 0)  # types with systemic priming
         self._tables_for: tuple[bool, ...] | None = None  # active therapies of self.tables
         self._set_tables()
@@ -414,7 +416,19 @@ class Engine:
         self.priming[primed] = density + (self.priming[primed] - density) * keep
         x = (self.priming[primed] / p.priming_half_max[primed]) ** p.priming_hill[primed]
         basal = p.priming_basal[primed]
-        rate[primed] *= basal + (1.0 - basal) * x / (1.0 + x)
+        primed_part = x / (1.0 + x)
+        suppressor = p.priming_suppressor_type[primed]
+        held = suppressor >= 0
+        if held.any():
+            which = primed[held]
+            d = self.counts()[suppressor[held]] / self.n_sites
+            lag = self.priming_suppression
+            lag[which] = d + (lag[which] - d) * keep[held]
+            y = (lag[which] / p.priming_suppression_half_max[which]) ** (
+                p.priming_suppression_hill[which]
+            )
+            primed_part[held] /= 1.0 + y
+        rate[primed] *= basal + (1.0 - basal) * primed_part
         return rate
 
     def step_act(self) -> None:
@@ -540,6 +554,7 @@ class Engine:
         arrays["behaviours"] = c.behaviours[: c.n].copy()
         arrays["conc"] = self.conc.copy()
         arrays["priming"] = self.priming.copy()
+        arrays["priming_suppression"] = self.priming_suppression.copy()
         return arrays, {"tick": self.tick, "next_id": c.next_id, "n_cells": c.n}
 
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
@@ -557,5 +572,7 @@ class Engine:
         c.site_cell[c.site[:n]] = np.arange(n, dtype=np.int32)
         self.conc[...] = arrays["conc"]
         self.priming[:] = arrays["priming"]
+        # absent from checkpoints written before priming suppression existed
+        self.priming_suppression[:] = arrays.get("priming_suppression", 0.0)
         self.tick = int(scalars["tick"])
         self._set_tables()

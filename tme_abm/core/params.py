@@ -95,6 +95,9 @@ class EngineParams:
     priming_hill: np.ndarray
     priming_basal: np.ndarray
     priming_delay_min: np.ndarray
+    priming_suppressor_type: np.ndarray  # (nt) int, -1: priming not suppressed
+    priming_suppression_half_max: np.ndarray  # cells per site
+    priming_suppression_hill: np.ndarray
     # initial state
     placements: tuple[Placement, ...] = ()
     vessel_fraction: float = 0.0

@@ -270,6 +270,20 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         priming_delay_min=np.array(
             [0.0 if r is None else r.priming_delay_days * MIN_PER_DAY for r in recs]
         ),
+        priming_suppressor_type=np.array(
+            [
+                -1 if r is None or r.priming_suppressed_by is None
+                else tidx[r.priming_suppressed_by]
+                for r in recs
+            ],
+            dtype=np.int64,
+        ),
+        priming_suppression_half_max=np.array(
+            [1.0 if r is None else r.priming_suppression_half_max_per_site for r in recs]
+        ),
+        priming_suppression_hill=np.array(
+            [1.0 if r is None else r.priming_suppression_hill_power for r in recs]
+        ),
         placements=tuple(placements),
         vessel_fraction=sc.vessels.fraction,
         vessel_min_distance_um=sc.vessels.min_distance_from_centre_um,

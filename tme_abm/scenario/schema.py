@@ -123,7 +123,10 @@ class Recruitment(_Strict):
     The rate is scaled by the local ``signal`` at the vessel and, optionally,
     by systemic priming: the lagged density (cells per site, averaged with
     time constant ``priming_delay_days``) of the ``primed_by`` cell type, e.g.
-    mature DCs priming CD8 T cells in the draining lymph node.
+    mature DCs priming CD8 T cells in the draining lymph node.  The primed
+    part of the rate may be held back by the lagged density (same time
+    constant) of a ``priming_suppressed_by`` type, e.g. Tregs down-regulating
+    CD80/CD86 on the priming DCs.
     """
 
     rate_per_vessel_per_min: NonNeg
@@ -136,6 +139,9 @@ class Recruitment(_Strict):
     priming_hill_power: Pos = 1.0
     priming_basal_fraction: Fraction = 0.0
     priming_delay_days: NonNeg = 0.0
+    priming_suppressed_by: Name | None = None
+    priming_suppression_half_max_per_site: Pos = 1e-4
+    priming_suppression_hill_power: Pos = 1.0
 
 
 class CellType(_Strict):
@@ -417,7 +423,14 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         for k, inp in enumerate(_array(_table(ct.get("stat3")).get("inputs"))):
             need_field(f"{p}.stat3.inputs.{k}.field", _table(inp).get("field"))
         need_field(f"{p}.recruitment.signal", _table(ct.get("recruitment")).get("signal"))
-        need_type(f"{p}.recruitment.primed_by", _table(ct.get("recruitment")).get("primed_by"))
+        rec = _table(ct.get("recruitment"))
+        need_type(f"{p}.recruitment.primed_by", rec.get("primed_by"))
+        need_type(f"{p}.recruitment.priming_suppressed_by", rec.get("priming_suppressed_by"))
+        if rec.get("priming_suppressed_by") is not None and rec.get("primed_by") is None:
+            problems.append((
+                f"{p}.recruitment.priming_suppressed_by",
+                "suppresses systemic priming, so it needs recruitment.primed_by",
+            ))  # fmt: skip
     behaviours = behaviour_names(field_names, type_names)
     signals = signal_names(field_names, type_names)
     for k, rule in enumerate(_array(data.get("rules"))):
