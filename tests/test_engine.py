@@ -76,27 +76,33 @@ def test_same_seed_same_run_other_seed_other_run():
     assert not np.array_equal(runs[0][0]["site"], runs[2][0]["site"])
 
 
-def test_one_and_two_threads_give_identical_runs(monkeypatch):
+def assert_same_on_one_and_two_threads(monkeypatch, data, ticks, each_tick=None):
+    """Run ``data`` for ``ticks`` on 1 and on 2 threads; cells and fields must agree."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba was started with one thread")
     # small problems normally run serially; force the parallel kernels
     monkeypatch.setattr(engine_module, "PARALLEL_MIN_CELLS", 0)
     monkeypatch.setattr(engine_module, "PARALLEL_MIN_FIELD_VOXELS", 0)
-    data = busy_scenario(shape=(12, 30, 30))
     results = []
     before = numba.get_num_threads()
     try:
         for threads in (1, 2):
             numba.set_num_threads(threads)
             e = engine(data)
-            for _ in range(30):
+            for _ in range(ticks):
                 e.step()
+                if each_tick is not None:
+                    each_tick(e)
             results.append((e.cells.columns(), e.conc.copy()))
     finally:
         numba.set_num_threads(before)
     for name in results[0][0]:
         assert np.array_equal(results[0][0][name], results[1][0][name]), name
     assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_one_and_two_threads_give_identical_runs(monkeypatch):
+    assert_same_on_one_and_two_threads(monkeypatch, busy_scenario(shape=(12, 30, 30)), 30)
 
 
 def test_restart_from_checkpoint_is_bit_identical():
@@ -492,26 +498,9 @@ def test_a_displaced_cell_loses_its_turn():
 
 
 def test_infiltration_gives_identical_runs_on_one_and_two_threads(monkeypatch):
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("numba was started with one thread")
-    monkeypatch.setattr(engine_module, "PARALLEL_MIN_CELLS", 0)
-    monkeypatch.setattr(engine_module, "PARALLEL_MIN_FIELD_VOXELS", 0)
     data = busy_scenario(shape=(30, 30))
     data["cell_types"]["b"]["infiltrates"] = ["a"]
-    results = []
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            e = engine(data)
-            for _ in range(40):
-                e.step()
-                check_invariants(e)
-            results.append(e.cells.columns())
-    finally:
-        numba.set_num_threads(before)
-    for name in results[0]:
-        assert np.array_equal(results[0][name], results[1][name]), name
+    assert_same_on_one_and_two_threads(monkeypatch, data, 40, each_tick=check_invariants)
 
 
 def test_priming_suppressor_divides_the_primed_part_of_recruitment():
