@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/validate.py [--seeds 8] [--workers 2] [--shape 100 100] [--days 7]
+    python tools/validate.py [--seeds 8] [--workers 2] [--shape 200 200] [--days 7]
                              [--out docs/validation] [--runs-dir output/validation]
                              [--force] [--arm NAME=FILE[,KEY=VALUE...]] ... [--standin-arms]
                              [--set KEY=VALUE] ...
@@ -597,15 +597,17 @@ COMPOSITION_TARGETS = (
         "PMC4157098, Table 1 (MMTV-PyMT tumours)",
         "CD45+ cells 18.3 ± 7.1% (mean ± SEM, n = 5) of live cells in MMTV-PyMT tumours "
         "(PMC4157098, Table 1); range: mean ± 2 SD of single tumours "
-        "(SD = SEM·√5 = 15.9%), floored at 5%",
+        "(SD = SEM·√5 = 15.9%), floored at 5% (our choice: the lower bound would be negative)",
     ),
     CompositionTarget(
         "mdsc_share",
-        0.02,
-        0.17,
+        0.016,
+        0.168,
         "PMC4157098, Table 1 (MMTV-PyMT tumours)",
-        "CD11b+Gr1+ MDSC 9.2 ± 1.7% (mean ± SEM, n = 5) of CD45+ cells in the same tumours "
-        "(PMC4157098, Table 1); range: mean ± 2 SD (SD = 3.8%)",
+        "CD45+CD11b+CD11c−F4/80−MHCII−Gr1+ MDSC 9.2 ± 1.7% (mean ± SEM, n = 5) of CD45+ "
+        "cells in the same tumours (PMC4157098, Table 1); range: mean ± 2 SD (SD = 3.8%); "
+        "the baseline's MDSC influx is fitted to the mean (tools/calibrate_mdsc.py), so this "
+        "checks the fit, not an independent prediction",
     ),
 )
 #: The arm the composition targets are checked on.
@@ -1505,9 +1507,9 @@ def _parser() -> argparse.ArgumentParser:
         "--shape",
         type=int,
         nargs="+",
-        default=[100, 100],
+        default=[200, 200],
         metavar="N",
-        help="lattice [nz] ny nx (default 100 100)",
+        help="lattice [nz] ny nx (default 200 200, the baseline's own)",
     )
     ap.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
     ap.add_argument(
