@@ -6,7 +6,7 @@ Usage::
                                    [--target 0.092] [--out docs/validation/calibration]
 
 Runs (or reuses) the shipped sweep ``mdsc_recruitment`` -- the baseline at
-four MDSC influx rates, four replicates each -- measures in every run file the
+six MDSC influx rates, four replicates each -- measures in every run file the
 MDSC share of immune cells in the tumour sample at the last snapshot
 (:func:`tme_abm.analysis.run_composition`: tumour region plus 100 µm), and
 interpolates ``logit(mean share)`` linearly in ``log10(rate)`` between the
