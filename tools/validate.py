@@ -515,10 +515,13 @@ COMPARISONS = (
         "higher",
         "Wang T 2004 Nat Med (doi:10.1038/nm976)",
     ),
+    # Infiltration as a density (per 100 tumour cells), as sections are read:
+    # the absolute count scales with the tumour's perimeter, and a
+    # STAT3-deficient tumour is several times smaller after 7 days.
     Comparison(
         "ko_tumour",
         "baseline",
-        "cd8_infiltration",
+        "cd8_infiltration_per_100_tumour",
         "higher",
         "Wang T 2004 Nat Med (doi:10.1038/nm976)",
     ),
