@@ -5,7 +5,6 @@ Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days
 engine's invariants checked at the end.
 """
 
-
 import numpy as np
 import pytest
 
@@ -30,8 +29,13 @@ def _run(path, overrides):
 
 
 def _knocked_out_types(loaded, names):
-    return [names.index(t) for th in loaded.scenario.therapy if th.kind == "stat3_knockout"
-            for g in th.cell_types for t in loaded.scenario.groups.get(g, [g])]
+    return [
+        names.index(t)
+        for th in loaded.scenario.therapy
+        if th.kind == "stat3_knockout"
+        for g in th.cell_types
+        for t in loaded.scenario.groups.get(g, [g])
+    ]
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
@@ -50,8 +54,9 @@ def test_scenario_runs(path):
     assert np.isfinite(e.conc).all() and e.conc.min() >= 0.0
     for th in loaded.scenario.therapy:
         if th.kind == "stat3_knockout":
-            knocked = [names.index(t) for g in th.cell_types
-                       for t in loaded.scenario.groups.get(g, [g])]
+            knocked = [
+                names.index(t) for g in th.cell_types for t in loaded.scenario.groups.get(g, [g])
+            ]
             present = np.isin(c.type[: c.n], knocked)
             assert present.any() and np.all(c.stat3[: c.n][present] == 0.0)
         elif th.kind == "transfer":

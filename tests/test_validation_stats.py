@@ -308,6 +308,7 @@ COMP_CODES = {
     "m1": 5,
     "m2": 6,
     "nk": 7,
+    "dc_mature": 8,
 }
 
 
@@ -322,7 +323,7 @@ def test_composition_metrics_hand_made_lattice():
     lat = _tumour_disc()
     n_cells = int(np.count_nonzero(lat >= 0))
     c = 41 // 2
-    # seven immune cells inside the tumour (in place of tumour cells) ...
+    # eight immune cells inside the tumour (in place of tumour cells) ...
     for (y, x), name in {
         (c, c): "cd8",
         (c, c + 1): "cd8_exhausted",
@@ -331,6 +332,7 @@ def test_composition_metrics_hand_made_lattice():
         (c, c - 1): "m1",
         (c + 2, c): "m2",
         (c - 2, c): "nk",
+        (c + 1, c + 1): "dc_mature",
     }.items():
         lat[y, x] = COMP_CODES[name]
     # ... and two far outside the 100 um band (site 20 um, tumour radius 8 sites)
@@ -339,11 +341,12 @@ def test_composition_metrics_hand_made_lattice():
     m = V.composition_metrics(lat, COMP_CODES, 20.0)
     assert m == pytest.approx(
         {
-            "immune_fraction": 7 / n_cells,
-            "mdsc_share": 1 / 7,
-            "treg_share": 1 / 7,
-            "macrophage_share": 2 / 7,
-            "t_cell_share": 3 / 7,
+            "immune_fraction": 8 / n_cells,
+            "mdsc_share": 1 / 8,
+            "treg_share": 1 / 8,
+            "macrophage_share": 2 / 8,
+            "t_cell_share": 3 / 8,
+            "macrophage_dc_share": 3 / 8,
             "cd8_in_tumour": 2.0,
             "mdsc_in_tumour": 1.0,
             "treg_in_tumour": 1.0,
@@ -361,7 +364,13 @@ def test_composition_metrics_nan_without_the_types_or_a_tumour():
     lat = _tumour_disc()
     lat[20, 20] = 1
     m = V.composition_metrics(lat, codes, 20.0)
-    for k in ("mdsc_share", "treg_share", "macrophage_share", "mdsc_in_tumour"):
+    for k in (
+        "mdsc_share",
+        "treg_share",
+        "macrophage_share",
+        "macrophage_dc_share",
+        "mdsc_in_tumour",
+    ):
         assert math.isnan(m[k]), k
     assert math.isnan(m["treg_in_tumour"]) and math.isnan(m["cd8_per_treg"])
     assert m["t_cell_share"] == 1.0 and m["cd8_in_tumour"] == 1.0
@@ -414,6 +423,7 @@ def test_run_metrics_composition_of_the_last_snapshot(tmp_path):
     assert m["treg_share"] == pytest.approx(n["treg"] / immune)
     assert m["macrophage_share"] == pytest.approx(n["m1"] / immune)  # no m2 type here
     assert m["t_cell_share"] == pytest.approx((cd8 + n["treg"]) / immune)
+    assert m["macrophage_dc_share"] == pytest.approx(n["m1"] / immune)  # no DC type here
     assert (m["cd8_in_tumour"], m["mdsc_in_tumour"], m["treg_in_tumour"]) == (
         cd8,
         n["mdsc"],

@@ -304,6 +304,9 @@ def composition_metrics(
         the share of the immune cells in the sample that are of type ``mdsc``;
         of role ``treg`` (``treg``, ``treg_*``); of types ``m1`` and ``m2``;
         of the CD8 types (``cd8``, ``cd8_*``) and the Treg types together.
+    ``macrophage_dc_share``
+        the share of types ``m1``, ``m2``, ``dc`` and ``dc_mature`` (the
+        CD11b+CD11c+F4/80+MHCII+ gate of the PyMT measurement holds both).
     ``cd8_in_tumour``, ``mdsc_in_tumour``, ``treg_in_tumour``
         cells of the CD8 types, of type ``mdsc`` and of the Treg types in the
         sample.
@@ -318,12 +321,14 @@ def composition_metrics(
     treg = [n for n in codes if n == "treg" or n.startswith("treg_")]
     mdsc = [n for n in ("mdsc",) if n in codes]
     macrophage = [n for n in ("m1", "m2") if n in codes]
+    dc = [n for n in ("dc", "dc_mature") if n in codes]
     groups = {  # ":" keeps these apart from the type names
         "group:cd8": cd8,
         "group:treg": treg,
         "group:mdsc": mdsc,
         "group:macrophage": macrophage,
         "group:t_cell": cd8 + treg,
+        "group:macrophage_dc": macrophage + dc,
     }
     comp = immune_composition(lattice, codes, site_um, margin_um, groups)
 
@@ -339,6 +344,7 @@ def composition_metrics(
         "treg_share": share("group:treg"),
         "macrophage_share": share("group:macrophage"),
         "t_cell_share": share("group:t_cell"),
+        "macrophage_dc_share": share("group:macrophage_dc"),
         "cd8_in_tumour": count("group:cd8"),
         "mdsc_in_tumour": count("group:mdsc"),
         "treg_in_tumour": count("group:treg"),
@@ -444,6 +450,7 @@ METRICS = {
     "treg_share": "Treg share of immune cells in tumour (last snapshot)",
     "macrophage_share": "macrophage (M1 + M2) share of immune cells in tumour (last snapshot)",
     "t_cell_share": "T-cell (CD8 + Treg) share of immune cells in tumour (last snapshot)",
+    "macrophage_dc_share": "macrophage and DC share of immune cells in tumour (last snapshot)",
     "cd8_in_tumour": "CD8 cells in tumour (last snapshot)",
     "mdsc_in_tumour": "MDSCs in tumour (last snapshot)",
     "treg_in_tumour": "Tregs in tumour (last snapshot)",
@@ -456,6 +463,7 @@ COMPOSITION_METRICS = (
     "treg_share",
     "macrophage_share",
     "t_cell_share",
+    "macrophage_dc_share",
     "cd8_in_tumour",
     "mdsc_in_tumour",
     "treg_in_tumour",
@@ -611,6 +619,25 @@ COMPOSITION_TARGETS = (
         "cells in the same tumours (PMC4157098, Table 1); range: mean ± 2 SD (SD = 3.8%); "
         "the baseline's MDSC influx is fitted to the mean (tools/calibrate_mdsc.py), so this "
         "checks the fit, not an independent prediction",
+    ),
+    CompositionTarget(
+        "macrophage_dc_share",
+        0.523,
+        1.0,
+        "PMC4157098, Table 1 (MMTV-PyMT tumours)",
+        "CD45+CD11b+CD11c+F4/80+MHCII+Gr1− myeloid cells 76.5 ± 5.4% (mean ± SEM, n = 5) of "
+        "CD45+ cells in the same tumours (PMC4157098, Table 1), a gate that holds macrophages "
+        "and DCs; range: mean − 2 SD (SD = 12.1%) to 100%",
+    ),
+    CompositionTarget(
+        "t_cell_share",
+        0.0,
+        0.144,
+        "PMC4157098, Table 1 (MMTV-PyMT tumours)",
+        "CD45+CD3+ T cells 11.7 ± 0.6% (mean ± SEM, n = 5) of CD45+ cells in the same "
+        "tumours (PMC4157098, Table 1); the model's T cells (CD8 and Tregs) are a subset of "
+        "CD3+ (it has no CD4 helper or γδ T cells), so the range is 0 to mean + 2 SD "
+        "(SD = 1.3%)",
     ),
 )
 #: The arm the composition targets are checked on.
