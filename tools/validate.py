@@ -70,6 +70,7 @@ from scipy import stats
 from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
 from tme_abm.analysis.composition import immune_composition
 from tme_abm.analysis.replicates import mean_ci as replicate_mean_ci
+from tme_abm.analysis.replicates import welch_ci, welch_p  # noqa: F401 (re-exported for tests)
 from tme_abm.scenario.library import examples_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,46 +114,6 @@ def mean_ci_columns(x: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, ..
         return m, nan, nan
     half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=0, ddof=1) / math.sqrt(n)
     return m, m - half, m + half
-
-
-def welch_ci(a: Iterable[float], b: Iterable[float], level: float = LEVEL) -> dict[str, float]:
-    """Welch (unequal-variance) t interval for ``mean(a) - mean(b)``.
-
-    ``se = sqrt(va/na + vb/nb)`` with sample variances (ddof=1), degrees of
-    freedom by Welch-Satterthwaite, interval ``diff ± t_{(1+level)/2, df} se``.
-    This is the interval of ``scipy.stats.ttest_ind(a, b, equal_var=False)``.
-
-    Returns ``diff``, ``lo``, ``hi``, ``se``, ``df`` (NaN when either sample has
-    fewer than 2 values; a zero-width interval when both variances are 0).
-    """
-    a, b = _clean(a), _clean(b)
-    nan = dict(diff=math.nan, lo=math.nan, hi=math.nan, se=math.nan, df=math.nan)
-    if a.size < 2 or b.size < 2:
-        if a.size and b.size:
-            nan["diff"] = float(a.mean() - b.mean())
-        return nan
-    diff = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = float(math.sqrt(va + vb))
-    if se == 0.0:
-        return dict(diff=diff, lo=diff, hi=diff, se=0.0, df=math.inf)
-    df = float((va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return dict(diff=diff, lo=diff - half, hi=diff + half, se=se, df=df)
-
-
-def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
-    """Two-sided Welch t-test p-value (``scipy.stats.ttest_ind(equal_var=False)``).
-
-    NaN with fewer than 2 values per sample; 0 or 1 when both samples are
-    constant (different or equal means).
-    """
-    a, b = _clean(a), _clean(b)
-    if a.size < 2 or b.size < 2:
-        return math.nan
-    if a.var() == 0 and b.var() == 0:
-        return 1.0 if a.mean() == b.mean() else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def bootstrap_ratio_ci(
