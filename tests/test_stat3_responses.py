@@ -80,3 +80,26 @@ def test_compare_matches_scipy_welch():
     md = tool.markdown(rows, "python tools/stat3_responses.py")
     # a 5-sd shift over 6 vs 6 runs is detected; the table says so
     assert md.count("**detected**") >= len(tool.METRICS) - 1
+
+
+def test_collect_takes_run_and_reused_rows_and_skips_failed(tmp_path, monkeypatch):
+    tool = _tool()
+    monkeypatch.setattr(tool, "run_values", lambda path: {"file": path})
+    rows = [
+        ("baseline", "ok", "a.h5"),
+        ("baseline", "reused", "b.h5"),
+        ("ko_mdsc", "failed", ""),
+        ("ko_mdsc", "reused", "c.h5"),
+        ("other", "ok", "d.h5"),
+    ]
+    csv_path = tmp_path / "summary.csv"
+    csv_path.write_text(
+        "run_id,scenario,status,file\n"
+        + "".join(f"r{i},{sc},{st},{f}\n" for i, (sc, st, f) in enumerate(rows))
+    )
+    by_arm = tool.collect(csv_path)
+    assert by_arm == {
+        "baseline": [{"file": "a.h5"}, {"file": "b.h5"}],
+        "ko_mdsc": [{"file": "c.h5"}],
+        "ko_treg": [],
+    }

@@ -46,7 +46,7 @@ ARMS = ("ko_mdsc", "ko_treg")
 #: metric -> label; every value is per run.
 METRICS = {
     "mdsc_final": "MDSCs on the lattice (last tick)",
-    "arginase_mean": "arginase, domain mean over the week (ng/mL)",
+    "arginase_mean": "arginase, mean over the week (ng/mL)",
     "treg_final": "Tregs on the lattice (last tick)",
     "treg_divisions": "Treg divisions (week)",
     "cd8_kills": "CD8 kills (week)",
@@ -78,6 +78,16 @@ def run_values(path: str | Path) -> dict[str, float]:
         }
     values["cd8_in_tumour"] = float(run_composition(path)["counts"]["cd8"])
     return values
+
+
+def collect(summary_csv: Path) -> dict[str, list[dict[str, float]]]:
+    """:func:`run_values` of every finished run (run now or reused) of each arm."""
+    by_arm: dict[str, list[dict[str, float]]] = {BASELINE: [], **{a: [] for a in ARMS}}
+    with summary_csv.open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["scenario"] in by_arm and r["status"] in ("ok", "reused"):
+                by_arm[r["scenario"]].append(run_values(r["file"]))
+    return by_arm
 
 
 def compare(by_arm: dict[str, list[dict[str, float]]]) -> list[dict]:
@@ -151,7 +161,7 @@ def figure(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = list(METRICS)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.0, 4.4), layout="constrained")
     colours = {"ko_mdsc": "#d62728", "ko_treg": "#9467bd"}
     for k, arm in enumerate(ARMS):
         sub = {r["metric"]: r for r in rows if r["arm"] == arm}
@@ -181,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if subprocess.run(cmd).returncode != 0:
         print("stat3_responses: the sweep failed", file=sys.stderr)
         return 1
-    by_arm: dict[str, list[dict[str, float]]] = {BASELINE: [], **{a: [] for a in ARMS}}
-    for r in csv.DictReader((args.sweep_dir / "summary.csv").open()):
-        if r["scenario"] in by_arm and r["status"] == "ok":
-            by_arm[r["scenario"]].append(run_values(r["file"]))
+    by_arm = collect(args.sweep_dir / "summary.csv")
     missing = [a for a, v in by_arm.items() if len(v) < 2]
     if missing:
         print(f"stat3_responses: fewer than 2 runs of {', '.join(missing)}", file=sys.stderr)
