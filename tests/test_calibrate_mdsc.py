@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "calibrate_mdsc.py"
+from tool_loader import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("calibrate_mdsc", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["calibrate_mdsc"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("calibrate_mdsc")
 
 
 def _share(log_rate):

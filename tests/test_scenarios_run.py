@@ -2,7 +2,8 @@
 
 Each file runs on a 50 x 50 lattice (14 x 30 x 30 if it is 3D) for 2.1 days
 (past every therapy's start: the latest is the transfer on day 2), with the
-engine's invariants checked at the end.
+engine's invariants checked at the end. A 2D STAT3-knockout file whose small
+lattice holds no cell of the knocked-out type is run again on 100 x 100.
 """
 
 import numpy as np

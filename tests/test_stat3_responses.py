@@ -3,24 +3,15 @@ its differences against scipy's Welch test."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import h5py
 import numpy as np
 import pytest
 from scipy import stats
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "stat3_responses.py"
+from tool_loader import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("stat3_responses", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["stat3_responses"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("stat3_responses")
 
 
 def test_run_values_from_a_file_with_known_series(tmp_path, monkeypatch):
