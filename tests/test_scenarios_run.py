@@ -29,13 +29,17 @@ def _run(path, overrides):
     return loaded, e, recruited
 
 
+def _type_indices(therapy, loaded, names):
+    """Indices of the cell types a therapy names, groups expanded."""
+    return [names.index(t) for g in therapy.cell_types for t in loaded.scenario.groups.get(g, [g])]
+
+
 def _knocked_out_types(loaded, names):
     return [
-        names.index(t)
+        i
         for th in loaded.scenario.therapy
         if th.kind == "stat3_knockout"
-        for g in th.cell_types
-        for t in loaded.scenario.groups.get(g, [g])
+        for i in _type_indices(th, loaded, names)
     ]
 
 
@@ -55,10 +59,7 @@ def test_scenario_runs(path):
     assert np.isfinite(e.conc).all() and e.conc.min() >= 0.0
     for th in loaded.scenario.therapy:
         if th.kind == "stat3_knockout":
-            knocked = [
-                names.index(t) for g in th.cell_types for t in loaded.scenario.groups.get(g, [g])
-            ]
-            present = np.isin(c.type[: c.n], knocked)
+            present = np.isin(c.type[: c.n], _type_indices(th, loaded, names))
             assert present.any() and np.all(c.stat3[: c.n][present] == 0.0)
         elif th.kind == "transfer":
             assert recruited[names.index(th.cell_type)] >= th.count

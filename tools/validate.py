@@ -69,6 +69,7 @@ from scipy import stats
 
 from tme_abm.analysis import infiltrating_cd8, neighbour_any  # noqa: F401 (used by tests)
 from tme_abm.analysis.composition import immune_composition
+from tme_abm.analysis.replicates import finite_values as _clean
 from tme_abm.analysis.replicates import mean_ci as replicate_mean_ci
 from tme_abm.analysis.replicates import welch_ci, welch_p  # noqa: F401 (re-exported for tests)
 from tme_abm.scenario.library import examples_dir
@@ -82,12 +83,6 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 20_050_101  # fixed: the report is reproducible to the last digit
 
 # --------------------------------------------------------------------- statistics
-
-
-def _clean(x: Iterable[float]) -> np.ndarray:
-    """1-D float64 array of the finite values of ``x`` (NaN/inf dropped)."""
-    a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=np.float64).ravel()
-    return a[np.isfinite(a)]
 
 
 def mean_ci(x: Iterable[float], level: float = LEVEL) -> tuple[float, float, float]:

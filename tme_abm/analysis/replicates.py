@@ -13,6 +13,12 @@ from collections.abc import Iterable
 import numpy as np
 
 
+def finite_values(x: Iterable[float] | np.ndarray) -> np.ndarray:
+    """1-D float64 array of the finite values of ``x`` (NaN/inf dropped)."""
+    a = np.asarray(x if isinstance(x, np.ndarray) else list(x), dtype=np.float64).ravel()
+    return a[np.isfinite(a)]
+
+
 def mean_ci(values: Iterable[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, int]:
     """Mean and the half-width of its t confidence interval.
 
@@ -32,9 +38,7 @@ def mean_ci(values: Iterable[float] | np.ndarray, level: float = 0.95) -> tuple[
     """
     from scipy import stats
 
-    x = np.asarray(values if isinstance(values, np.ndarray) else list(values),
-                   dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
+    x = finite_values(values)
     n = int(x.size)
     if n == 0:
         return math.nan, math.nan, 0
@@ -43,12 +47,6 @@ def mean_ci(values: Iterable[float] | np.ndarray, level: float = 0.95) -> tuple[
         return mean, math.nan, 1
     half = float(stats.t.ppf(0.5 + level / 2.0, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return mean, half, n
-
-
-def _finite(x: Iterable[float] | np.ndarray) -> np.ndarray:
-    """1-D float64 array of the finite values of ``x`` (NaN/inf dropped)."""
-    a = np.asarray(x if isinstance(x, np.ndarray) else list(x), dtype=np.float64).ravel()
-    return a[np.isfinite(a)]
 
 
 def welch_ci(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> dict[str, float]:
@@ -63,7 +61,7 @@ def welch_ci(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> dic
     """
     from scipy import stats
 
-    a, b = _finite(a), _finite(b)
+    a, b = finite_values(a), finite_values(b)
     nan = dict(diff=math.nan, lo=math.nan, hi=math.nan, se=math.nan, df=math.nan)
     if a.size < 2 or b.size < 2:
         if a.size and b.size:
@@ -87,7 +85,7 @@ def welch_p(a: Iterable[float], b: Iterable[float]) -> float:
     """
     from scipy import stats
 
-    a, b = _finite(a), _finite(b)
+    a, b = finite_values(a), finite_values(b)
     if a.size < 2 or b.size < 2:
         return math.nan
     if a.var() == 0 and b.var() == 0:
