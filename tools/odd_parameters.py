@@ -590,6 +590,7 @@ def section_cell_types(ctx: Context) -> list[str]:
     ]
     overview_keys = (
         "division_rate_per_min",
+        "division_push_sites",
         "death_rate_per_min",
         "migration_speed_um_per_min",
         "chemotaxis_field",

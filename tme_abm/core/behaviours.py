@@ -1,12 +1,14 @@
 """Cell actions: die, kill, divide, transform, move; recruitment at vessels.
 
 Cells act once per tick in turns by site colour: sites are coloured by their
-coordinates modulo 3 (9 colours in 2D, 27 in 3D), the colours take turns in a
-random order drawn afresh every tick (counter-based keys, a pure function of
-seed and tick), and within a turn the cells act in parallel -- two sites of
-one colour are 3 sites apart, so what their cells read and write (their
-closed Moore neighbourhoods) never overlaps and the order inside a turn does
-not matter.  This is the fast path of issue 6; tests check that it has no
+coordinates modulo a period P (P = 3: 9 colours in 2D, 27 in 3D), the
+colours take turns in a random order drawn afresh every tick (counter-based
+keys, a pure function of seed and tick), and within a turn the cells act in
+parallel -- two sites of one colour are P sites apart, so what their cells
+read and write (everything within R = (P - 1) / 2 sites: the closed Moore
+neighbourhood for P = 3) never overlaps and the order inside a turn does
+not matter.  P = 2 R + 1 for the longest push reach R of any type (3 when
+no type pushes).  This is the fast path of issue 6; tests check that it has no
 preferred direction and gives identical runs on 1 and 2 threads.  A
 cell's decisions use its own random streams keyed by (seed, tick, cell id,
 purpose), so neither the thread count nor the order in which other cells
@@ -20,9 +22,14 @@ drew numbers changes them.  Rates r (1/min) become per-tick probabilities
    picks one neighbouring target at random and kills it with probability
    ``1 - exp(-kill * dt * (1 - kill_resistance_of_target))`` (a killed
    target releases like a dying one);
-3. divides with its ``division`` rate into a random free Moore neighbour
-   (no free neighbour: no division, i.e. contact inhibition); the daughter
-   copies STAT3, SOCS3, flags and behaviours, and does not act this tick;
+3. divides with its ``division`` rate into a random free Moore neighbour;
+   the daughter copies STAT3, SOCS3, flags and behaviours, and does not act
+   this tick.  With no free neighbour a type whose ``push_sites`` reach R
+   is 1 does not divide (contact inhibition).  With R > 1 the cell looks
+   for the nearest free sites (Chebyshev distance 2, then 3, ... up to R),
+   picks one at random, and shoves the cells on the straight Moore path to
+   it one step outward; the daughter takes the freed neighbour on that
+   path.  Shoved cells lose their turn like displaced ones (below).
 4. transforms into another type with the summed ``transform:<type>`` rates,
    the new type drawn in proportion to each rate; its behaviours are
    re-evaluated at once;
@@ -109,6 +116,70 @@ def _open_neighbours(s, z, y, x, nz, ny, nx, offsets, steps, site_cell, types, e
 
 
 @numba.njit(inline="always", cache=True)
+def _toward(a: int, b: int) -> int:
+    """One lattice step from coordinate ``a`` toward ``b``: -1, 0 or +1."""
+    return (b > a) - (b < a)
+
+
+@numba.njit(cache=True)
+def push_for_daughter(z, y, x, nz, ny, nx, reach, site_cell, sites, st, shell, path):
+    """Free a neighbour of site ``(z, y, x)`` by shoving cells; returns it, or -1.
+
+    The nearest free sites (Chebyshev distance 2, then 3, ... up to
+    ``reach``; the caller has found no free neighbour) are listed in site
+    order and one is drawn with counter 2 of the stream ``st``.  The path
+    to it steps every coordinate toward the target at once (a Moore path of
+    ``d`` steps whose ``m``-th site is ``m`` sites from the cell, so every
+    site on it but the last is occupied: a free one would be nearer).  Each
+    cell on the path moves one step outward, from the far end in, which
+    frees the path's first site.  Everything read or written lies within
+    ``reach`` sites of the cell.  ``shell`` needs room for ``(2 reach +
+    1) ** ndim`` sites, ``path`` for ``reach + 1``.
+    """
+    for dist in range(2, reach + 1):
+        k = 0
+        z0 = max(z - dist, 0)
+        z1 = min(z + dist, nz - 1)
+        y0 = max(y - dist, 0)
+        y1 = min(y + dist, ny - 1)
+        x0 = max(x - dist, 0)
+        x1 = min(x + dist, nx - 1)
+        for zz in range(z0, z1 + 1):
+            on_z = abs(zz - z) == dist
+            for yy in range(y0, y1 + 1):
+                on_zy = on_z or abs(yy - y) == dist
+                row = (zz * ny + yy) * nx
+                if on_zy:  # a whole face row of the shell
+                    for xx in range(x0, x1 + 1):
+                        shell[k] = row + xx
+                        k += site_cell[row + xx] < 0
+                else:  # only the row's two ends lie on the shell
+                    if x - dist >= 0:
+                        shell[k] = row + x - dist
+                        k += site_cell[row + x - dist] < 0
+                    if x + dist < nx:
+                        shell[k] = row + x + dist
+                        k += site_cell[row + x + dist] < 0
+        if k == 0:
+            continue
+        target = shell[randint(st, 2, k)]
+        tz, ty, tx = site_coords(target, ny, nx)
+        pz, py, px = z, y, x
+        for m in range(1, dist + 1):
+            pz += _toward(pz, tz)
+            py += _toward(py, ty)
+            px += _toward(px, tx)
+            path[m] = (pz * ny + py) * nx + px
+        for m in range(dist - 1, 0, -1):
+            j = site_cell[path[m]]
+            site_cell[path[m + 1]] = j
+            sites[j] = path[m + 1]
+        site_cell[path[1]] = -1
+        return path[1]
+    return -1
+
+
+@numba.njit(inline="always", cache=True)
 def occurs(u: float, rate_dt: float) -> bool:
     """Does an event of probability ``1 - exp(-rate_dt)`` happen for the draw ``u``?
 
@@ -119,25 +190,37 @@ def occurs(u: float, rate_dt: float) -> bool:
     return u < rate_dt and u < -math.expm1(-rate_dt)
 
 
-def colour_count(nz: int) -> int:
-    """Number of site colours: 3 x 3 in 2D, 3 x 3 x 3 in 3D (see :func:`act`)."""
-    return 27 if nz > 1 else 9
+def colour_period(push_sites: np.ndarray) -> int:
+    """Period P of the site colours: ``2 R + 1`` for the longest push reach R (at least 3).
+
+    Cells acting in one turn must not reach a common site; a cell reaches
+    its closed Moore neighbourhood, and ``R`` sites when it pushes.
+    """
+    reach = int(push_sites.max()) if push_sites.size else 1
+    return 2 * max(reach, 1) + 1
+
+
+def colour_count(nz: int, period: int = 3) -> int:
+    """Number of site colours: P x P in 2D, P x P x P in 3D (see :func:`act`)."""
+    return period**3 if nz > 1 else period**2
 
 
 @numba.njit(cache=True, parallel=True)
 def act(
     n0, colours, max_threads, seed, tick, dt_min, mean_step_um, next_id, geom, state, rules,
     need_contacts, n_signals, kill_target, kill_capacity, chemotaxis_field, infiltrates,
-    death_release, conc_flat, events, listed, n_listed,
+    push_sites, death_release, conc_flat, events, listed, n_listed,
 ):
     """Let every cell of rows ``0..n0-1`` act once; returns ``(n, next_id)``.
 
-    Sites are coloured by ``(z mod 3, y mod 3, x mod 3)``.  Two sites of one
-    colour are at least 3 sites apart, so the closed Moore neighbourhoods of
-    their cells -- everything a cell reads or writes when it acts -- are
-    disjoint: the cells of one colour act in parallel, in any order, with the
-    same result.  Colours take turns in the order ``colours`` (a fresh random
-    permutation every tick, so no colour, and hence no direction, is favoured);
+    Sites are coloured by ``(z mod P, y mod P, x mod P)``, ``P =
+    listed.shape[1]`` (see :func:`colour_period`).  Two sites of one colour
+    are at least P sites apart, so everything their cells read or write when
+    they act (all within ``(P - 1) / 2`` sites: the closed Moore
+    neighbourhood, or a push's reach ``push_sites[type]``) is disjoint: the
+    cells of one colour act in parallel, in any order, with the same result.
+    Colours take turns in the order ``colours`` (a fresh random permutation
+    every tick, so no colour, and hence no direction, is favoured);
     a cell acts in the turn of the site it holds when the turn comes, at most
     once per tick.  The daughter of row ``i`` goes into row ``n0 + i``; rows
     ``n0..2 n0 - 1`` that stay empty keep ``site = -1`` (removed by
@@ -151,9 +234,10 @@ def act(
     :func:`tme_abm.core.rules.evaluate_cell`; ``death_release`` is (types,
     fields) in ng/mL added to a dying cell's site; ``max_threads`` bounds the
     thread ids (``numba.config.NUMBA_NUM_THREADS``).  ``listed`` (int32,
-    ``(nz * ny, 3, (nx + 2) // 3)``) and ``n_listed`` (int32, ``(nz * ny,
-    3)``) are scratch, overwritten with the rows of each line's cells by
-    ``x mod 3`` (the caller keeps them, so no tick pays page faults for them).
+    ``(nz * ny, P, (nx + P - 1) // P)``) and ``n_listed`` (int32, ``(nz * ny,
+    P)``) are scratch, overwritten with the rows of each line's cells by
+    ``x mod P`` (the caller keeps them, so no tick pays page faults for them).
+    ``push_sites`` (int64 per type) is each type's push reach (1: none).
     """
     nz, ny, nx, offsets = geom
     ids, types, sites, stat3, socs3, kills, flags, beh, site_cell = state
@@ -171,7 +255,18 @@ def act(
     # cell moves only when it acts, so each is listed once, under the site it
     # holds when its turn comes.  The listing is branch-free (occupancy is
     # unpredictable where immune cells mingle), three chains along one read.
-    for line in numba.prange(nz * ny):
+    period = listed.shape[1]
+    if period != 3:  # pushing types: the general listing (x mod P)
+        for line in numba.prange(nz * ny):
+            row = line * nx
+            for c in range(period):
+                n_listed[line, c] = 0
+            for x in range(nx):
+                c = x % period
+                i0 = site_cell[row + x]
+                listed[line, c, n_listed[line, c]] = i0
+                n_listed[line, c] += i0 >= 0
+    for line in numba.prange(nz * ny if period == 3 else 0):
         row = line * nx
         seg0 = listed[line, 0]
         seg1 = listed[line, 1]
@@ -223,22 +318,28 @@ def act(
     nbufs = np.empty((max_threads, offsets.shape[0] + pad), dtype=np.int64)
     frees = np.empty((max_threads, offsets.shape[0] + pad), dtype=np.int64)
     sigs = np.empty((max_threads, n_signals + pad), dtype=np.float64)
+    reach = (period - 1) // 2
+    shell_len = (2 * reach + 1) ** (3 if nz > 1 else 2)
+    shells = np.empty((max_threads, shell_len + pad), dtype=np.int64)
+    paths = np.empty((max_threads, reach + 1 + pad), dtype=np.int64)
     local = np.zeros((max_threads, events.shape[0], nt + pad), dtype=np.int64)
     for ci in range(colours.shape[0]):
         colour = colours[ci]
-        cz = colour // 9
-        cy = (colour // 3) % 3
-        cx = colour % 3
-        n_y = (ny - cy + 2) // 3
-        n_lines = ((nz - cz + 2) // 3) * n_y
+        cz = colour // (period * period)
+        cy = (colour // period) % period
+        cx = colour % period
+        n_y = (ny - cy + period - 1) // period
+        n_lines = ((nz - cz + period - 1) // period) * n_y
         for line in numba.prange(n_lines):
-            z = cz + 3 * (line // n_y)
-            y = cy + 3 * (line % n_y)
+            z = cz + period * (line // n_y)
+            y = cy + period * (line % n_y)
             th = numba.get_thread_id()
             ev = local[th]
             nbuf = nbufs[th, : offsets.shape[0]]
             free = frees[th, : offsets.shape[0]]
             sig = sigs[th, :n_signals]
+            shell = shells[th, :shell_len]
+            path = paths[th, : reach + 1]
             lz = z * ny + y
             row = lz * nx
             seg = listed[lz, cx]
@@ -249,9 +350,9 @@ def act(
                 if s < 0:  # killed this tick, in an earlier turn
                     continue
                 x = s - row
-                if x < 0 or x >= nx or x % 3 != cx:
+                if x < 0 or x >= nx or x % period != cx:
                     # displaced to a neighbouring site (another colour) by an
-                    # infiltrating cell earlier this tick: it lost its turn
+                    # infiltrating or pushing cell earlier this tick: it lost its turn
                     continue
                 d = n0 + i  # the row of a daughter
                 t = types[i]
@@ -290,7 +391,7 @@ def act(
                             kills[i] += 1
                             ev[EV_KILLED, tj] += 1
                             ev[EV_KILLS, t] += 1
-                # 3. divide into a free neighbour
+                # 3. divide into a free neighbour, or push one free
                 rate = beh[i, B_DIVISION]
                 if rate > 0.0:
                     st = purpose_stream(ck, PURPOSE_DIVIDE)
@@ -298,8 +399,15 @@ def act(
                         k = _free_neighbours(
                             s, z, y, x, nz, ny, nx, offsets, steps, site_cell, nbuf, free
                         )
+                        ds = -1
                         if k > 0:
                             ds = free[randint(st, 1, k)]
+                        elif push_sites[t] > 1:
+                            ds = push_for_daughter(
+                                z, y, x, nz, ny, nx, push_sites[t], site_cell, sites, st,
+                                shell, path,
+                            )
+                        if ds >= 0:
                             types[d] = t
                             sites[d] = ds
                             stat3[d] = stat3[i]

@@ -31,7 +31,14 @@ import numba
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from tme_abm.core.behaviours import EV_RECRUIT, EVENTS, act, colour_count, recruit
+from tme_abm.core.behaviours import (
+    EV_RECRUIT,
+    EVENTS,
+    act,
+    colour_count,
+    colour_period,
+    recruit,
+)
 from tme_abm.core.cells import CELL_COLUMNS, CellTable, count_types
 from tme_abm.core.fields import (
     apply_sources,
@@ -142,8 +149,10 @@ class Engine:
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
         # act's scratch (about one int32 per site), kept so no tick re-faults it
-        self._act_listed = np.empty((nz * ny, 3, (nx + 2) // 3), dtype=np.int32)
-        self._act_n_listed = np.empty((nz * ny, 3), dtype=np.int32)
+        self._period = colour_period(p.push_sites)
+        per = self._period
+        self._act_listed = np.empty((nz * ny, per, (nx + per - 1) // per), dtype=np.int32)
+        self._act_n_listed = np.empty((nz * ny, per), dtype=np.int32)
         self.vessel_sites = self._place_vessels()
         self._place_cells()
         self.evaluate_rules()
@@ -435,7 +444,7 @@ class Engine:
         """Cells act once each, colour by colour (see :func:`act`); then recruitment."""
         p, c = self.params, self.cells
         n0 = c.n
-        n_colours = colour_count(p.dims[0])
+        n_colours = colour_count(p.dims[0], self._period)
         keys = uniform_array(p.seed, self.tick, np.arange(n_colours), PURPOSE_ORDER, 0)
         colours = np.argsort(keys, kind="stable").astype(np.int64)
         c.ensure_capacity(2 * n0 + 1)
@@ -458,6 +467,7 @@ class Engine:
                 p.kill_capacity,
                 p.chemotaxis_field,
                 p.infiltrates,
+                p.push_sites,
                 p.death_release,
                 self.conc_flat(),
                 self.events,

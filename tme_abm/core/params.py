@@ -84,6 +84,7 @@ class EngineParams:
     kill_capacity: np.ndarray
     chemotaxis_field: np.ndarray
     infiltrates: np.ndarray  # (nt, nt) bool: a moving type may swap into a site of this type
+    push_sites: np.ndarray  # (nt) int64: how far a dividing cell may push (1: contact inhibition)
     death_release: np.ndarray  # (nt, nf) ng/mL added to the site of a dying cell
     recruit_rate: np.ndarray
     recruit_signal: np.ndarray

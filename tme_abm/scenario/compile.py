@@ -130,6 +130,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
     kill_capacity = np.zeros(nt, dtype=np.int64)
     chemotaxis_field = np.full(nt, -1, dtype=np.int64)
     infiltrates = np.zeros((nt, nt), dtype=np.bool_)
+    push_sites = np.ones(nt, dtype=np.int64)
     death_release = np.zeros((nt, nf), dtype=np.float64)
     for t, ct in enumerate(sc.cell_types.values()):
         base[t, B_DIVISION] = ct.division_rate_per_min
@@ -154,6 +155,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
             chemotaxis_field[t] = fidx[ct.chemotaxis_field]
         for other in ct.infiltrates:
             infiltrates[t, tidx[other]] = True
+        push_sites[t] = ct.division_push_sites
 
     # rules, sorted by (type, behaviour); stable so file order is kept within a group
     snames = signal_names(fields, types)
@@ -250,6 +252,7 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         kill_capacity=kill_capacity,
         chemotaxis_field=chemotaxis_field,
         infiltrates=infiltrates,
+        push_sites=push_sites,
         death_release=death_release,
         recruit_rate=np.array([0.0 if r is None else r.rate_per_vessel_per_min for r in recs]),
         recruit_signal=np.array(

@@ -150,6 +150,7 @@ class CellType(_Strict):
     label: str = ""
     colour: str = Field(default="#808080", pattern=r"^#[0-9a-fA-F]{6}$")
     division_rate_per_min: NonNeg = 0.0
+    division_push_sites: Annotated[int, Field(ge=1, le=3)] = 1
     death_rate_per_min: NonNeg = 0.0
     migration_speed_um_per_min: NonNeg = 0.0
     chemotaxis_field: Name | None = None
