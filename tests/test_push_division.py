@@ -4,7 +4,12 @@ between it and the nearest free site (within its reach) one step outward."""
 import numpy as np
 import pytest
 from factory import engine, minimal, with_type
-from test_engine import assert_same_on_one_and_two_threads, busy_scenario, check_invariants
+from test_engine import (
+    assert_grows_without_preferred_direction,
+    assert_same_on_one_and_two_threads,
+    busy_scenario,
+    check_invariants,
+)
 
 from tme_abm.core.behaviours import EV_DIVISION, colour_count, colour_period
 
@@ -157,3 +162,9 @@ def test_a_pushing_tumour_grows_from_its_interior():
     # a disc of radius 10 sites: ~314 cells, ~60 rim cells (reach 1); reach 3
     # makes ~170 cells able to divide
     assert sizes[3] - n0 > 1.8 * (sizes[1] - n0)
+
+
+def test_a_pushing_tumour_grown_from_one_cell_has_no_preferred_direction():
+    """The ring scan and the straight push path favour no direction or axis
+    (the same pooled statistics as contact-inhibited growth)."""
+    assert_grows_without_preferred_direction(push_sites=3)
