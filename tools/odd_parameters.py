@@ -420,6 +420,7 @@ UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("_um", "µm"),
     ("_days", "days"),
     ("_day", "days"),
+    ("_sites", "sites"),
 )
 
 
