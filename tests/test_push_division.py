@@ -14,6 +14,11 @@ from test_engine import (
 from tme_abm.core.behaviours import EV_DIVISION, colour_count, colour_period
 
 
+def _site(e, where):
+    """Flat site of ``(y, x)`` or ``(z, y, x)`` on the engine's lattice."""
+    return int(np.ravel_multi_index(where if len(where) == 3 else (0, *where), e.params.dims))
+
+
 def _packed(shape, reach, free_at, seed=None):
     """A lattice packed with inert `b` cells around one `a` at the centre that
     divides at once (10/min) with push reach ``reach``; ``free_at`` sites are
@@ -26,24 +31,20 @@ def _packed(shape, reach, free_at, seed=None):
         {"cell_type": "b", "region": "everywhere"},
     ]
     e = engine(data, seed=seed)
-    dims = e.params.dims
     c = e.cells
     for where in free_at:
-        s = int(np.ravel_multi_index(where if len(where) == 3 else (0, *where), dims))
+        s = _site(e, where)
         row = int(c.site_cell[s])
         assert row >= 0
         c.site[row] = -1
         c.site_cell[s] = -1
     c.compact()
     check_invariants(e)
-    centre = tuple(d // 2 for d in dims)
-    return e, int(np.ravel_multi_index(centre, dims))
+    return e, _site(e, tuple(d // 2 for d in e.params.dims))
 
 
 def _occupant_type(e, where):
-    dims = e.params.dims
-    s = int(np.ravel_multi_index(where if len(where) == 3 else (0, *where), dims))
-    row = int(e.cells.site_cell[s])
+    row = int(e.cells.site_cell[_site(e, where)])
     return -1 if row < 0 else int(e.cells.type[row])
 
 
@@ -68,8 +69,7 @@ def test_push_reach_two_frees_the_first_site_on_the_path(free, path):
     check_invariants(e)
     assert e.cells.n == n0 + 1 and e.events[EV_DIVISION, 0] == 1
     after = _ids_at(e)
-    dims = e.params.dims
-    first, last = (int(np.ravel_multi_index((0, *p), dims)) for p in path)
+    first, last = (_site(e, p) for p in path)
     assert after[last] == before[first]  # the neighbour was shoved one step outward
     assert _occupant_type(e, path[0]) == 0  # the daughter took its place
     assert after[centre] == before[centre]  # the mother stays put
@@ -93,8 +93,7 @@ def test_push_reach_three_shoves_a_chain_of_two():
     e.step()
     check_invariants(e)
     after = _ids_at(e)
-    dims = e.params.dims
-    p1, p2, p3 = (int(np.ravel_multi_index((0, *p), dims)) for p in [(4, 6), (3, 7), (2, 8)])
+    p1, p2, p3 = (_site(e, p) for p in [(4, 6), (3, 7), (2, 8)])
     assert after[p3] == before[p2] and after[p2] == before[p1]
     assert _occupant_type(e, (4, 6)) == 0
     assert after[centre] == before[centre]
@@ -119,8 +118,7 @@ def test_push_in_three_dimensions_along_a_body_diagonal():
     e.step()
     check_invariants(e)
     after = _ids_at(e)
-    dims = e.params.dims
-    p1, p2 = (int(np.ravel_multi_index(p, dims)) for p in [(2, 4, 2), (1, 5, 1)])
+    p1, p2 = (_site(e, p) for p in [(2, 4, 2), (1, 5, 1)])
     assert after[p2] == before[p1]
     assert _occupant_type(e, (2, 4, 2)) == 0
     assert after[centre] == before[centre]

@@ -149,8 +149,8 @@ class Engine:
         self._set_tables()
         self.events = np.zeros((len(EVENTS), p.n_types), dtype=np.int64)
         # act's scratch (about one int32 per site), kept so no tick re-faults it
-        self._period = colour_period(p.push_sites)
-        per = self._period
+        # (its middle axis is the colour period, from which act reads it too)
+        per = colour_period(p.push_sites)
         self._act_listed = np.empty((nz * ny, per, (nx + per - 1) // per), dtype=np.int32)
         self._act_n_listed = np.empty((nz * ny, per), dtype=np.int32)
         self.vessel_sites = self._place_vessels()
@@ -444,7 +444,7 @@ class Engine:
         """Cells act once each, colour by colour (see :func:`act`); then recruitment."""
         p, c = self.params, self.cells
         n0 = c.n
-        n_colours = colour_count(p.dims[0], self._period)
+        n_colours = colour_count(p.dims[0], self._act_listed.shape[1])
         keys = uniform_array(p.seed, self.tick, np.arange(n_colours), PURPOSE_ORDER, 0)
         colours = np.argsort(keys, kind="stable").astype(np.int64)
         c.ensure_capacity(2 * n0 + 1)
