@@ -547,3 +547,17 @@ def test_scenarios_directory_is_not_empty() -> None:
 def test_every_shipped_scenario_validates(path: Path) -> None:
     loaded = load_scenario(path)
     assert loaded.scenario.name == path.stem  # the default output name matches the file
+
+
+def test_overrides_address_list_entries_by_id() -> None:
+    """``rules.<id>.key`` sets the rule with that id, whatever its index."""
+    data = tiny()
+    data["rules"][1]["id"] = "second"
+    before = copy.deepcopy(data["rules"][0])
+    assert apply_overrides(data, ["rules.second.half_max=7.5"]) == []
+    assert data["rules"][1]["half_max"] == 7.5
+    assert data["rules"][0] == before
+    problems = apply_overrides(data, ["rules.third.half_max=1"])
+    assert len(problems) == 1
+    assert "cannot descend into 'rules.third'" in problems[0][1]
+    assert "by id (second)" in problems[0][1]

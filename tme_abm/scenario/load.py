@@ -79,10 +79,28 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+def _list_index(items: list, part: str) -> int | None:
+    """The entry of ``items`` that ``part`` names: an index, or the ``id`` of one entry."""
+    if part.isdigit():
+        return int(part) if int(part) < len(items) else None
+    found = [i for i, item in enumerate(items) if isinstance(item, dict) and item.get("id") == part]
+    return found[0] if len(found) == 1 else None
+
+
+def _list_hint(node: Any) -> str:
+    if not isinstance(node, list):
+        return ""
+    ids = [str(item["id"]) for item in node if isinstance(item, dict) and "id" in item]
+    hint = f": it is a list of {len(node)} entries, addressed by index 0-{len(node) - 1}"
+    return hint + (f" or by id ({', '.join(ids)})" if ids else "")
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[tuple[str, str]]:
     """Apply ``dotted.key=value`` overrides to raw scenario data in place.
 
-    List entries are addressed by their index (``rules.0.half_max=2``).
+    List entries are addressed by their index (``rules.0.half_max=2``) or,
+    for entries that carry an ``id``, by it (``rules.cd8_arginase_division.
+    saturation=0``): an id does not shift when a composing file adds rules.
     Returns problems (key path, message) for overrides that cannot apply.
     """
     problems = []
@@ -99,10 +117,11 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[tupl
             where = ".".join(parts[: depth + 1])
             if isinstance(node, dict):
                 node = node.setdefault(part, {})
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
+            elif isinstance(node, list) and (i := _list_index(node, part)) is not None:
+                node = node[i]
             else:
-                problems.append((f"--set {key}", f"cannot descend into {where!r}"))
+                problems.append((f"--set {key}", f"cannot descend into {where!r}"
+                                 + _list_hint(node)))
                 ok = False
                 break
         if not ok:
@@ -111,8 +130,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> list[tupl
         value = parse_value(raw.strip())
         if isinstance(node, dict):
             node[last] = value
-        elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-            node[int(last)] = value
+        elif isinstance(node, list) and (i := _list_index(node, last)) is not None:
+            node[i] = value
         else:
             problems.append((f"--set {key}", f"{'.'.join(parts[:-1])!r} has no entry {last!r}"))
     return problems
