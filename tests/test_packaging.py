@@ -29,6 +29,8 @@ from tme_abm.scenario import load_scenario
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "tme_abm" / L.EXAMPLES
 SHIPPED = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.toml"))
+#: Data tables shipped beside the calibrations.
+SHIPPED_DATA = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.csv"))
 
 
 def tme(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -76,7 +78,7 @@ def test_the_wheel_carries_every_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (wheel,) = (tmp_path / "dist").glob("tme_abm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    missing = [s for s in SHIPPED if f"tme_abm/{L.EXAMPLES}/{s}" not in names]
+    missing = [s for s in SHIPPED + SHIPPED_DATA if f"tme_abm/{L.EXAMPLES}/{s}" not in names]
     assert not missing, f"not in the wheel: {missing}"
     assert "tme_abm/scenario/library.py" in names
 
@@ -86,12 +88,16 @@ def test_the_wheel_carries_every_example(tmp_path: Path) -> None:
 
 def test_lists_match_the_files() -> None:
     scenarios, sweeps = L.list_scenarios(), L.list_sweeps()
-    listed = [f"{n}.toml" for n in scenarios] + [f"sweeps/{n}.toml" for n in sweeps]
+    calibrations = L.list_calibrations()
+    listed = ([f"{n}.toml" for n in scenarios] + [f"sweeps/{n}.toml" for n in sweeps]
+              + [f"calibrations/{n}.toml" for n in calibrations])
     assert sorted(listed) == SHIPPED
     assert list(scenarios) == sorted(scenarios)
-    assert all(p.is_file() and p.stem == n for n, p in {**scenarios, **sweeps}.items())
-    assert not set(scenarios) & set(sweeps), "init NAME would be ambiguous"
-    assert [e.name for e in L.examples()] == [*scenarios, *sweeps]
+    assert all(p.is_file() and p.stem == n
+               for n, p in {**scenarios, **sweeps, **calibrations}.items())
+    names = [*scenarios, *sweeps, *calibrations]
+    assert len(set(names)) == len(names), "init NAME would be ambiguous"
+    assert [e.name for e in L.examples()] == names
 
 
 def test_every_example_has_a_short_description() -> None:
@@ -183,7 +189,8 @@ def test_copy_refuses_a_different_base_and_keeps_an_identical_one(tmp_path: Path
 
 
 def test_copy_unknown_name(tmp_path: Path) -> None:
-    with pytest.raises(L.ExampleError, match="no such shipped scenario or sweep.*baseline"):
+    with pytest.raises(L.ExampleError,
+                       match="no such shipped scenario, sweep or calibration.*baseline"):
         L.copy_example("nope", tmp_path)
     with pytest.raises(L.ExampleError, match="no such shipped"):
         L.copy_example("../baseline", tmp_path)
@@ -202,6 +209,18 @@ def test_scenarios_command_lists_names_and_descriptions(tmp_path: Path) -> None:
                    for line in lines), e.name
     assert lines.index("sweeps (tme-abm sweep NAME):") > lines.index(
         "scenarios (tme-abm run NAME):")
+
+
+def test_init_copies_a_calibration_with_its_data_and_it_validates(tmp_path: Path) -> None:
+    done = tme("init", "tumour_growth", "mine", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(tree(tmp_path / "mine")) == [
+        "calibrations/tumour_growth.csv", "calibrations/tumour_growth.toml"]
+    assert "tme-abm calibrate mine/calibrations/tumour_growth.toml" in done.stdout
+    check = tme("calibrate", "mine/calibrations/tumour_growth.toml", "--check", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    named = tme("calibrate", "tumour_growth", "--check", cwd=tmp_path)
+    assert named.returncode == 0 and "2 parameters, 2 data points" in named.stdout
 
 
 def test_init_command_copies_then_refuses(tmp_path: Path) -> None:
@@ -231,7 +250,7 @@ def test_init_command_defaults_to_the_current_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (("init", "nope"), "nope: no such shipped scenario or sweep"),
+    (("init", "nope"), "nope: no such shipped scenario, sweep or calibration"),
     (("init", "baseline", "afile"), "afile is not a folder"),
 ])
 def test_init_command_bad_input(args: tuple[str, ...], needle: str, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ The public API, re-exported here and imported on first use (so that
     run_summary, read_snapshot, read_timeseries   read run files (tme_abm.io)
     open_run, open_sweep     run files / sweep folders as xarray and pandas
     run_sweep                run a sweep file (tme_abm.batch.sweep)
+    simulate, simulate_batch parameters + seed -> summary statistics (tme_abm.calibration)
+    load_calibration         read + validate a calibration file (tme_abm.calibration)
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ _EXPORTS = {
     "open_run": "tme_abm.io.dataset",
     "open_sweep": "tme_abm.io.dataset",
     "run_sweep": "tme_abm.batch.sweep",
+    "simulate": "tme_abm.calibration",
+    "simulate_batch": "tme_abm.calibration",
+    "load_calibration": "tme_abm.calibration",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,5 @@
-"""The ``tme-abm`` command: run, validate, inspect, sweep, sensitivity, plot, movie,
-viz, bench, scenarios, init.
+"""The ``tme-abm`` command: run, validate, inspect, sweep, calibrate, sensitivity, plot,
+movie, viz, bench, scenarios, init.
 
 ``run``, ``validate``, ``viz`` and ``sweep`` take a file or, when no such file
 exists, the name of a shipped example (``tme-abm scenarios`` lists them).
@@ -73,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    cal = sub.add_parser(
+        "calibrate", help="fit parameters to observed data by ABC-SMC (needs the calibrate extra)"
+    )
+    cal.add_argument("calibration", type=Path, metavar="CALIBRATION",
+                     help="calibration TOML file, or a shipped calibration's name")
+    cal.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    cal.add_argument("--out", type=Path,
+                     help="result folder (default output/calibrations/<name>)")
+    cal.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster "
+        "of --workers processes; needs the dask extra",
+    )
+    cal.add_argument("--check", action="store_true",
+                     help="validate the file, its data and scenario, then stop")
+    cal.add_argument("--quiet", action="store_true", help="no progress bars")
+
     sens = sub.add_parser(
         "sensitivity", help="Sobol' indices of a finished Saltelli sweep (sobol.csv, sobol.png)"
     )
@@ -112,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="most browser tabs with a live model at once (default: as many "
                           "as half the free memory holds, at 512 MB each)")
 
-    sub.add_parser("scenarios", help="list the shipped scenarios and sweeps")
+    sub.add_parser("scenarios", help="list the shipped scenarios, sweeps and calibrations")
     init = sub.add_parser(
         "init", help="copy a shipped scenario or sweep (and the files it extends) to edit"
     )
@@ -275,6 +292,61 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import importlib.util
+    from contextlib import ExitStack
+
+    from tme_abm.batch.guard import FolderBusyError
+    from tme_abm.calibration.spec import CalibrationError, load_calibration
+
+    if args.workers < 1:
+        return _fail(f"--workers: must be at least 1, not {args.workers}")
+    try:
+        calibration = load_calibration(args.calibration)
+    except CalibrationError as exc:
+        return _fail(exc.format())
+    if args.check:
+        print(f"{args.calibration}: ok ({len(calibration.spec.parameters)} parameters, "
+              f"{len(calibration.data)} data points)")
+        return 0
+    if importlib.util.find_spec("pyabc") is None:
+        return _fail('calibrate needs the calibrate extra: pip install -e ".[calibrate]"')
+    if args.scheduler and importlib.util.find_spec("distributed") is None:
+        return _fail('--scheduler needs the dask extra: pip install -e ".[dask]"')
+    from tme_abm.calibration.command import format_intervals, run_calibration
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(f"tme-abm: {line}", file=sys.stderr)
+
+    with ExitStack() as stack:
+        executor = None
+        if args.scheduler:
+            from tme_abm.batch.dask import dask_executor
+
+            try:
+                executor = stack.enter_context(dask_executor(args.scheduler, args.workers))
+            except OSError as exc:
+                return _fail(f"--scheduler {args.scheduler}: cannot connect: {exc}")
+        try:
+            result = run_calibration(args.calibration, args.out, workers=args.workers,
+                                     executor=executor, progress=False if args.quiet else None,
+                                     log=log)
+        except (FolderBusyError, CalibrationError) as exc:
+            return _fail(exc.format() if isinstance(exc, CalibrationError) else str(exc))
+        except KeyboardInterrupt:
+            print("\ntme-abm: interrupted; finished generations are kept: run the same "
+                  "command again to continue", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    print(format_intervals(result.intervals))
+    if result.predictive is not None:
+        p = result.predictive
+        print(f"posterior predictive check: {int(p['inside95'].sum())} of {len(p)} observed "
+              "values inside the 95% band")
+    print(f"stopped: {result.reason}; results in {result.out} (report.md)")
+    return 0
+
+
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     import os
     import warnings
@@ -421,6 +493,7 @@ _NAMED_INPUTS = {
     "validate": ("scenario", "scenario"),
     "viz": ("scenario", "scenario"),
     "sweep": ("sweep", "sweep"),
+    "calibrate": ("calibration", "calibration"),
 }
 
 
@@ -449,7 +522,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     items = library.examples()
     width = max(len(e.name) for e in items)
     for kind, title in (("scenario", "scenarios (tme-abm run NAME)"),
-                        ("sweep", "sweeps (tme-abm sweep NAME)")):
+                        ("sweep", "sweeps (tme-abm sweep NAME)"),
+                        ("calibration", "calibrations (tme-abm calibrate NAME)")):
         print(f"{title}:")
         for e in (e for e in items if e.kind == kind):
             print(f"  {e.name:<{width}}  {e.description}")
@@ -468,7 +542,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
         return _fail(f"cannot write into {args.dir}: {exc}")
     for path in written:
         print(f"wrote {path}")
-    command = "run" if library.find(args.name, "scenario") is not None else "sweep"
+    command = ("run" if library.find(args.name, "scenario") is not None else
+               "sweep" if library.find(args.name, "sweep") is not None else "calibrate")
     print(f"edit it, then: tme-abm {command} {written[0]}")
     return 0
 
@@ -492,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot": _cmd_plot,
         "movie": _cmd_movie,
         "sweep": _cmd_sweep,
+        "calibrate": _cmd_calibrate,
         "sensitivity": _cmd_sensitivity,
         "bench": _cmd_bench,
         "scenarios": _cmd_scenarios,

@@ -18,12 +18,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["scenario", "sweep"]
+Kind = Literal["scenario", "sweep", "calibration"]
 
 #: Folder of the shipped examples inside the ``tme_abm`` package.
 EXAMPLES = "examples"
 #: Sub-folder of the shipped sweeps.
 SWEEPS = "sweeps"
+#: Sub-folder of the shipped calibrations (each beside its data table).
+CALIBRATIONS = "calibrations"
 #: Longest description :func:`describe` returns.
 DESCRIPTION_WIDTH = 90
 
@@ -160,10 +162,16 @@ def list_sweeps() -> dict[str, Path]:
     return {e.name: e.path for e in _listing(examples_dir() / SWEEPS, "sweep")}
 
 
+def list_calibrations() -> dict[str, Path]:
+    """The shipped calibration files: name (file stem) -> file, sorted by name."""
+    return {e.name: e.path for e in _listing(examples_dir() / CALIBRATIONS, "calibration")}
+
+
 def examples() -> list[Example]:
-    """Every shipped scenario, then every shipped sweep, with descriptions."""
+    """Every shipped scenario, sweep and calibration, in that order, with descriptions."""
     folder = examples_dir()
-    return _listing(folder, "scenario") + _listing(folder / SWEEPS, "sweep")
+    return (_listing(folder, "scenario") + _listing(folder / SWEEPS, "sweep")
+            + _listing(folder / CALIBRATIONS, "calibration"))
 
 
 def _shipped_name(arg: str | Path) -> str | None:
@@ -180,7 +188,8 @@ def find(name: str, kind: Kind = "scenario") -> Path | None:
     stem = _shipped_name(name)
     if stem is None:
         return None
-    listing = list_scenarios() if kind == "scenario" else list_sweeps()
+    listing = {"scenario": list_scenarios, "sweep": list_sweeps,
+               "calibration": list_calibrations}[kind]()
     return listing.get(stem)
 
 
@@ -215,8 +224,14 @@ def _dependencies(path: Path, kind: Kind) -> list[Path]:
         if here in out:
             continue
         out.append(here)
+        if here.suffix != ".toml":
+            continue  # a data table
         with here.open("rb") as fh:
             data = tomllib.load(fh)
+        if here == path.resolve() and kind == "calibration":
+            data_file = data.get("data", {}).get("file")
+            todo.extend([(here.parent / data_file).resolve()] if data_file else [])
+            continue  # its scenario is a shipped name, found wherever the copy goes
         key = "scenarios" if here == path.resolve() and kind == "sweep" else "extends"
         refs = data.get(key, [])
         refs = [refs] if isinstance(refs, str) else refs
@@ -260,8 +275,11 @@ def copy_example(name: str, dest: str | Path = ".") -> list[Path]:
     if path is None:
         path, kind = find(name, "sweep"), "sweep"
     if path is None:
-        known = ", ".join([*list_scenarios(), *list_sweeps()])
-        raise ExampleError(f"{name}: no such shipped scenario or sweep (known: {known})")
+        path, kind = find(name, "calibration"), "calibration"
+    if path is None:
+        known = ", ".join([*list_scenarios(), *list_sweeps(), *list_calibrations()])
+        raise ExampleError(
+            f"{name}: no such shipped scenario, sweep or calibration (known: {known})")
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise ExampleError(f"{dest} is not a folder")
