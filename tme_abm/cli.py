@@ -314,6 +314,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         return _fail('--scheduler needs the dask extra: pip install -e ".[dask]"')
     from tme_abm.calibration.command import format_intervals, run_calibration
+    from tme_abm.calibration.smc import TooFewAccepted
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -334,6 +335,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                                      log=log)
         except (FolderBusyError, CalibrationError) as exc:
             return _fail(exc.format() if isinstance(exc, CalibrationError) else str(exc))
+        except TooFewAccepted as exc:
+            print(f"tme-abm: error: {exc}; finished generations are kept", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print("\ntme-abm: interrupted; finished generations are kept: run the same "
                   "command again to continue", file=sys.stderr)

@@ -175,13 +175,14 @@ def run_calibration(
             f"{s.generations} generations, into {out}"
         )
 
-        def report(history) -> None:
-            g = res.generations_table(history).iloc[-1]
-            say(
-                f"generation {int(g.generation)}: epsilon {g.epsilon:.4g}, "
-                f"acceptance {g.acceptance_rate:.3g} ({int(g.simulations)} simulations), "
-                f"ESS {g.ess:.1f}"
-            )
+        def report(history, generations: range) -> None:
+            table = res.generations_table(history).set_index("generation")
+            for t in generations:
+                g = table.loc[t]
+                say(
+                    f"generation {t}: epsilon {g.epsilon:.4g}, acceptance "
+                    f"{g.acceptance_rate:.3g} ({int(g.simulations)} simulations), ESS {g.ess:.1f}"
+                )
 
         history, reason = run_generations(
             calibration,

@@ -305,17 +305,16 @@ def plot_predictive(summary: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.axis("off")
     for ax, q in zip(axes.ravel(), quantities, strict=False):
         s = summary[summary["quantity"] == q].sort_values("time_day")
-        t = s["time_day"].to_numpy()
+        t = s["time_day"].to_numpy(dtype=float)
+        mean, low, high = (s[c].to_numpy(dtype=float) for c in ("mean", "low95", "high95"))
         if len(s) > 1:
-            ax.fill_between(
-                t, s["low95"], s["high95"], color="#4c72b0", alpha=0.25, label="model 95%"
-            )
-            ax.plot(t, s["mean"], color="#4c72b0", label="model mean")
+            ax.fill_between(t, low, high, color="#4c72b0", alpha=0.25, label="model 95%")
+            ax.plot(t, mean, color="#4c72b0", label="model mean")
         else:
             ax.errorbar(
                 t,
-                s["mean"],
-                yerr=[s["mean"] - s["low95"], s["high95"] - s["mean"]],
+                mean,
+                yerr=np.vstack([mean - low, high - mean]),
                 fmt="s",
                 color="#4c72b0",
                 capsize=4,
@@ -323,8 +322,8 @@ def plot_predictive(summary: pd.DataFrame, path: Path, title: str = "") -> None:
             )
         ax.errorbar(
             t,
-            s["observed"],
-            yerr=s["uncertainty"],
+            s["observed"].to_numpy(dtype=float),
+            yerr=s["uncertainty"].to_numpy(dtype=float),
             fmt="o",
             color="#c44e52",
             capsize=3,

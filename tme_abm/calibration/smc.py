@@ -194,14 +194,8 @@ def prior(calibration: Calibration) -> pyabc.Distribution:
     return pyabc.Distribution(**rvs)
 
 
-def build_abc(calibration: Calibration, sampler: SeededSampler) -> pyabc.ABCSMC:
-    """The pyabc ABCSMC object of a calibration (not yet bound to a database)."""
-    settings = calibration.spec.abc
-    weights = distance_weights(calibration)
-    if settings.distance == "adaptive":
-        distance = pyabc.AdaptivePNormDistance(p=2, fixed_weights=weights)
-    else:
-        distance = pyabc.PNormDistance(p=2, fixed_weights=weights)
+def _quiet_pyabc() -> None:
+    """pyabc logs every generation at INFO; the command prints its own lines."""
     for name in (
         "ABC",
         "ABC.Sampler",
@@ -214,6 +208,29 @@ def build_abc(calibration: Calibration, sampler: SeededSampler) -> pyabc.ABCSMC:
         "ABC.Population",
     ):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_abc(calibration: Calibration, sampler: SeededSampler) -> pyabc.ABCSMC:
+    """The pyabc ABCSMC object of a calibration (not yet bound to a database)."""
+    settings = calibration.spec.abc
+    weights = distance_weights(calibration)
+    _quiet_pyabc()
+    if settings.distance == "gaussian":
+        keys = [pt.key for pt in calibration.data]
+        kernel = pyabc.IndependentNormalKernel(var=[1.0 / weights[k] ** 2 for k in keys], keys=keys)
+        return pyabc.ABCSMC(
+            ABCModel(calibration),
+            prior(calibration),
+            kernel,
+            population_size=settings.population,
+            sampler=sampler,
+            eps=pyabc.Temperature(),
+            acceptor=pyabc.StochasticAcceptor(),
+        )
+    if settings.distance == "adaptive":
+        distance = pyabc.AdaptivePNormDistance(p=2, fixed_weights=weights)
+    else:
+        distance = pyabc.PNormDistance(p=2, fixed_weights=weights)
     return pyabc.ABCSMC(
         ABCModel(calibration),
         prior(calibration),
@@ -230,13 +247,17 @@ def run_generations(
     *,
     executor: Executor | None,
     progress: bool | None,
-    on_generation: Callable[[pyabc.History], None] | None = None,
+    on_generation: Callable[[pyabc.History, range], None] | None = None,
 ) -> tuple[pyabc.History, str]:
     """Run (or continue) the ABC-SMC into ``db``; returns the history and why it stopped.
 
     Generations already in ``db`` are kept; each further generation is run
-    with its own ``abc.run`` call, so that an interruption loses at most the
-    generation under way and ``on_generation`` can report each one.
+    with its own ``abc.run`` call on an ABCSMC freshly loaded from ``db``, so
+    an uninterrupted run takes the same path as a resumed one (the same
+    result, bit for bit) and ``on_generation`` reports each generation.  The
+    ``gaussian`` likelihood is the exception: pyabc's temperature schedule
+    plans over the generations left, so they run in one call, and a resumed
+    run, though valid, is not bit-identical to an uninterrupted one.
     """
     s = calibration.spec.abc
     sampler = SeededSampler(calibration.spec.seed, executor, progress, s.max_simulations)
@@ -255,6 +276,9 @@ def run_generations(
         if done > 0:
             pops = history.get_all_populations()
             last = pops[pops.t == history.max_t].iloc[0]
+            if s.distance == "gaussian" and last.epsilon <= 1.0:
+                reason = "temperature 1 reached (a sample of the posterior)"
+                break
             if last.epsilon <= s.min_epsilon:
                 reason = f"epsilon {last.epsilon:.4g} <= min_epsilon {s.min_epsilon:g}"
                 break
@@ -270,8 +294,13 @@ def run_generations(
             # a fresh ABCSMC continues from the database exactly as a resumed run does
             abc = build_abc(calibration, sampler)
             history = abc.load(url, 1)
-        abc.run(max_nr_populations=1)
+        if s.distance == "gaussian":
+            # the temperature schedule plans over the generations left, so they run in
+            # one call (a resumed run continues validly, but not bit for bit)
+            abc.run(max_nr_populations=s.generations - done)
+        else:
+            abc.run(max_nr_populations=1)
         history = abc.history
         if on_generation is not None:
-            on_generation(history)
+            on_generation(history, range(done, history.max_t + 1))
     return history, reason

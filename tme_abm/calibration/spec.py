@@ -257,14 +257,23 @@ class SummarySpec(_Strict):
 
 
 class ABCSettings(_Strict):
-    """ABC-SMC settings (pyabc)."""
+    """ABC-SMC settings (pyabc).
+
+    ``distance``: ``standardised`` (Euclidean norm of (simulated - observed) /
+    uncertainty, threshold = ``epsilon_quantile`` of the last generation's
+    distances), ``adaptive`` (pyabc's AdaptivePNormDistance: the same, with
+    scales refitted each generation) or ``gaussian`` (a likelihood: each
+    observation ~ Normal(simulated, uncertainty), sampled exactly by pyabc's
+    StochasticAcceptor with a temperature schedule that ends at 1; Wilkinson
+    2013, Stat Appl Genet Mol Biol 12:129).
+    """
 
     population: Annotated[int, Field(ge=2, le=1_000_000)] = 100
     generations: Annotated[int, Field(ge=1, le=1000)] = 8
     min_epsilon: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     min_acceptance_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     max_simulations: Annotated[int, Field(ge=1)] = 1_000_000
-    distance: Literal["standardised", "adaptive"] = "standardised"
+    distance: Literal["standardised", "adaptive", "gaussian"] = "standardised"
     epsilon_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.5
 
 
@@ -555,10 +564,48 @@ def load_calibration(path: str | Path) -> Calibration:
             )
             problems.append((label, msg))
         raise CalibrationError(str(path), problems) from None
+    problems += _prior_range_problems(spec, scenario_path, overrides, medians)
     problems += _data_problems(spec, loaded, points)
     if problems:
         raise CalibrationError(str(path), problems)
     return Calibration(spec, path, text, scenario_path, tuple(points), loaded)
+
+
+def _prior_range_problems(
+    spec: CalibrationFile,
+    scenario_path: Path,
+    overrides: tuple[str, ...],
+    medians: dict[str, float],
+) -> list[tuple[str, str]]:
+    """Parameters whose prior reaches values the scenario rejects (e.g. a negative rate).
+
+    Each parameter is tried at its prior's 0.1% and 99.9% quantiles, the
+    others at their medians.
+    """
+    problems = []
+    for k, p in enumerate(spec.parameters):
+        rv = p.scipy_rv()
+        for q in (0.001, 0.999):
+            value = p.to_natural(float(rv.ppf(q)))
+            values = {**medians, p.name: value}
+            trial = tuple(
+                f"{key}={toml_value(float(values[x.name]))}"
+                for x in spec.parameters
+                for key in x.scenario_keys
+            )
+            try:
+                load_scenario(scenario_path, overrides + trial)
+            except ScenarioError as exc:
+                why = "; ".join(m for _, m in exc.problems[:2])
+                problems.append(
+                    (
+                        f"parameters.{k}",
+                        f"the prior reaches {value:g}, which the "
+                        f"scenario rejects ({why}); bound it with low/high",
+                    )
+                )
+                break
+    return problems
 
 
 def _data_problems(
