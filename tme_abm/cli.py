@@ -248,6 +248,19 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dask_executor(stack, args: argparse.Namespace):
+    """(executor, None) on ``--scheduler``'s Dask cluster, (None, None) without one,
+    or (None, problem) when it cannot be reached; the stack closes the client."""
+    if not args.scheduler:
+        return None, None
+    from tme_abm.batch.dask import dask_executor
+
+    try:
+        return stack.enter_context(dask_executor(args.scheduler, args.workers)), None
+    except OSError as exc:
+        return None, f"--scheduler {args.scheduler}: cannot connect: {exc}"
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import importlib.util
     from contextlib import ExitStack
@@ -266,14 +279,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         return _fail('--scheduler needs the dask extra: pip install -e ".[dask]"')
     with ExitStack() as stack:
-        executor = None
-        if args.scheduler:
-            from tme_abm.batch.dask import dask_executor
-
-            try:
-                executor = stack.enter_context(dask_executor(args.scheduler, args.workers))
-            except OSError as exc:
-                return _fail(f"--scheduler {args.scheduler}: cannot connect: {exc}")
+        executor, problem = _dask_executor(stack, args)
+        if problem:
+            return _fail(problem)
         try:
             rows, out = run_sweep(args.sweep, args.out, workers=args.workers,
                                   executor=executor, progress=False if args.quiet else None)
@@ -321,14 +329,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             print(f"tme-abm: {line}", file=sys.stderr)
 
     with ExitStack() as stack:
-        executor = None
-        if args.scheduler:
-            from tme_abm.batch.dask import dask_executor
-
-            try:
-                executor = stack.enter_context(dask_executor(args.scheduler, args.workers))
-            except OSError as exc:
-                return _fail(f"--scheduler {args.scheduler}: cannot connect: {exc}")
+        executor, problem = _dask_executor(stack, args)
+        if problem:
+            return _fail(problem)
         try:
             result = run_calibration(args.calibration, args.out, workers=args.workers,
                                      executor=executor, progress=False if args.quiet else None,
