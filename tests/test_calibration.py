@@ -152,9 +152,13 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (('types = ["cd8"]', 'types = ["cd9"]'), "summaries.cd8_recruited.types: 'cd9'"),
         (('file = "data.csv"', 'file = "nodata.csv"'), "nodata.csv: no such data file"),
         (("population = 12", "population = 1"), "abc.population"),
-        (('prior = "log-uniform"\nlow = 1e-4\nhigh = 1e-2',
-          'prior = "normal"\nmean = 1e-3\nsd = 1e-3'),
-         "parameters.1: the prior reaches -0.00209023, which the scenario rejects"),
+        (
+            (
+                'prior = "log-uniform"\nlow = 1e-4\nhigh = 1e-2',
+                'prior = "normal"\nmean = 1e-3\nsd = 1e-3',
+            ),
+            "parameters.1: the prior reaches -0.00209023, which the scenario rejects",
+        ),
         (
             ('kind = "events"\nevent = "recruited"', 'kind = "events"\nevent = "arrived"'),
             "summaries.cd8_recruited.event",
@@ -472,10 +476,12 @@ def test_gaussian_likelihood_tempers_down_to_one(tmp_path) -> None:
     """distance = "gaussian": pyabc's stochastic acceptor ends at temperature 1."""
     from tme_abm.calibration.command import run_calibration
 
-    path = _write_calibration(tmp_path, _rows(PLACEHOLDER), population=8, generations=2,
-                              draws=0, extra="")
-    path.write_text(path.read_text().replace("generations = 2",
-                                             'generations = 2\ndistance = "gaussian"'))
+    path = _write_calibration(
+        tmp_path, _rows(PLACEHOLDER), population=8, generations=2, draws=0, extra=""
+    )
+    path.write_text(
+        path.read_text().replace("generations = 2", 'generations = 2\ndistance = "gaussian"')
+    )
     res = run_calibration(path, tmp_path / "g", workers=2, progress=False)
     eps = res.generations["epsilon"].to_numpy()
     assert eps[-1] == 1.0 and eps[0] > 1.0
