@@ -305,6 +305,7 @@ def map_in_order(
             max_workers=workers, initializer=bind_worker_to_parent, initargs=(os.getpid(),)
         )
         finished = False
+        futures: list[Any] = []
         try:
             futures = [pool.submit(fn, *a) for a in args]
             index = {f: k for k, f in enumerate(futures)}

@@ -617,7 +617,10 @@ def _data_problems(
     sc = loaded.scenario
     duration = sc.domain.duration_days
     dt_day = sc.domain.dt_min / 1440.0
-    snap_day = sc.output.snapshot_every_min / 1440.0
+    # the runner's snapshot ticks: every `every` ticks, and the last tick
+    every = max(1, round(sc.output.snapshot_every_min / sc.domain.dt_min))
+    snap_day = every * dt_day
+    last = sc.n_ticks * dt_day
     problems = []
     for name, summary in spec.summaries.items():
         problems += [
@@ -656,7 +659,6 @@ def _data_problems(
                 )
             )
         if summary.snapshot_based:
-            last = duration
             near = min(round(pt.time_day / snap_day) * snap_day, last)
             if abs(pt.time_day - near) > dt_day / 2 and abs(pt.time_day - last) > dt_day / 2:
                 problems.append(
@@ -664,7 +666,7 @@ def _data_problems(
                         at,
                         f"{summary.kind} needs a snapshot at day {pt.time_day:g}; "
                         f"snapshots are every {snap_day:g} d (output.snapshot_every_min"
-                        f" = {sc.output.snapshot_every_min:g}) and at the end",
+                        f" = {sc.output.snapshot_every_min:g}) and at the end (day {last:g})",
                     )
                 )
         if summary.kind == "growth_rate" and pt.time_day <= summary.from_day:
