@@ -1,8 +1,8 @@
 """The ``tme-abm`` command: run, validate, inspect, sweep, calibrate, sensitivity, plot,
 movie, viz, bench, scenarios, init.
 
-``run``, ``validate``, ``viz`` and ``sweep`` take a file or, when no such file
-exists, the name of a shipped example (``tme-abm scenarios`` lists them).
+``run``, ``validate``, ``viz``, ``sweep`` and ``calibrate`` take a file or, when no
+such file exists, the name of a shipped example (``tme-abm scenarios`` lists them).
 
 Bad input (an invalid scenario, an unreadable run file, an existing output
 without ``--force``) prints one line per problem on stderr and exits with
@@ -131,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenarios", help="list the shipped scenarios, sweeps and calibrations")
     init = sub.add_parser(
-        "init", help="copy a shipped scenario or sweep (and the files it extends) to edit"
+        "init", help="copy a shipped scenario, sweep or calibration (and the files it needs) "
+        "to edit"
     )
     init.add_argument("name", metavar="NAME", help="a name listed by tme-abm scenarios")
     init.add_argument("dir", type=Path, nargs="?", default=Path("."), metavar="DIR",

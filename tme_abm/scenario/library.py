@@ -1,13 +1,15 @@
-"""The example scenarios and sweeps shipped inside the package.
+"""The example scenarios, sweeps and calibrations shipped inside the package.
 
-They are package data (``tme_abm/examples/*.toml`` and
-``tme_abm/examples/sweeps/*.toml``), found with :mod:`importlib.resources`,
+They are package data (``tme_abm/examples/*.toml``,
+``tme_abm/examples/sweeps/*.toml`` and ``tme_abm/examples/calibrations/``
+with their data tables), found with :mod:`importlib.resources`,
 so a wheel install carries them and ``tme-abm run baseline`` works from any
 directory.  :func:`list_scenarios` and :func:`list_sweeps` name them,
 :func:`resolve` turns a command-line argument into a file (an existing path
 wins over a shipped name), and :func:`copy_example` copies one out to edit,
 together with the files it ``extends`` (or, for a sweep, the scenarios it
-names), in the same relative layout, so the copy runs on its own.
+names; for a calibration, its data table), in the same relative layout, so the
+copy runs on its own.
 """
 
 from __future__ import annotations
