@@ -306,7 +306,7 @@ def test_simulate_batch_is_in_order_and_independent_of_workers(tmp_path) -> None
 def test_posterior_is_identical_for_any_worker_count_and_after_interruption(tmp_path) -> None:
     from tme_abm.calibration.command import run_calibration
 
-    path = _write_calibration(tmp_path, _rows(PLACEHOLDER), population=10, generations=3, draws=3)
+    path = _write_calibration(tmp_path, _rows(PLACEHOLDER), population=10, generations=2, draws=3)
     a = run_calibration(path, tmp_path / "a", workers=1, progress=False)
     b = run_calibration(path, tmp_path / "b", workers=2, progress=False)
 
