@@ -24,7 +24,7 @@ from tme_abm.analysis.composition import immune_composition
 from tme_abm.analysis.spatial import _run_layout
 from tme_abm.calibration import CalibrationError, load_calibration, simulate, simulate_batch
 from tme_abm.calibration.simulate import replicate_seeds
-from tme_abm.calibration.spec import DataPoint, SummarySpec
+from tme_abm.calibration.spec import DATA_COLUMNS, DataPoint, SummarySpec
 from tme_abm.calibration.summaries import evaluate
 from tme_abm.io import read_snapshot, read_timeseries
 
@@ -32,6 +32,14 @@ pytest.importorskip("pyabc")
 
 TINY = Path(__file__).parent / "data" / "tiny.toml"
 TRUTH = {"tumour_division": 2e-3, "cd8_influx": 1e-3}
+
+
+def _write_data(folder: Path, rows: list[dict]) -> None:
+    """``folder/data.csv``: the observed-data table, columns as the loader reads them."""
+    with (folder / "data.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, list(DATA_COLUMNS))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _write_calibration(
@@ -43,10 +51,7 @@ def _write_calibration(
     draws: int = 4,
     extra: str = "",
 ) -> Path:
-    with (folder / "data.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, ["quantity", "time_day", "value", "uncertainty", "units", "source"])
-        w.writeheader()
-        w.writerows(data_rows)
+    _write_data(folder, data_rows)
     text = f'''name = "tiny_fit"
 seed = 3
 {extra}
@@ -427,10 +432,7 @@ def test_recovery_of_three_baseline_parameters(tmp_path) -> None:
     ]
 
     def write(rows: list[dict]) -> Path:
-        with (tmp_path / "data.csv").open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        _write_data(tmp_path, rows)
         path = tmp_path / "cal.toml"
         path.write_text(SLOW_CAL.format(), encoding="utf-8")
         return path

@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from tme_abm.calibration.spec import Calibration, DataPoint, ParameterSpec, SummarySpec
+from tme_abm.calibration.spec import (
+    Calibration,
+    DataPoint,
+    ParameterSpec,
+    SummarySpec,
+    parameter_overrides,
+)
 from tme_abm.scenario.load import toml_value
 
 __all__ = ["Simulator", "replicate_seeds", "simulate", "simulate_batch"]
@@ -105,11 +111,7 @@ class Simulator:
                 + (f"missing {', '.join(missing)}; " if missing else "")
                 + f"the parameters are {', '.join(sorted(names))}"
             )
-        out = list(self.base_overrides)
-        for p in self.parameters:
-            value = float(parameters[p.name])
-            out += [f"{key}={toml_value(value)}" for key in p.scenario_keys]
-        return tuple(out)
+        return self.base_overrides + parameter_overrides(self.parameters, parameters)
 
     def run_once(self, parameters: Mapping[str, float], seed: int) -> dict[str, float]:
         """One run at ``seed``: its summaries."""

@@ -217,27 +217,23 @@ def build_abc(calibration: Calibration, sampler: SeededSampler) -> pyabc.ABCSMC:
     _quiet_pyabc()
     if settings.distance == "gaussian":
         keys = [pt.key for pt in calibration.data]
-        kernel = pyabc.IndependentNormalKernel(var=[1.0 / weights[k] ** 2 for k in keys], keys=keys)
-        return pyabc.ABCSMC(
-            ABCModel(calibration),
-            prior(calibration),
-            kernel,
-            population_size=settings.population,
-            sampler=sampler,
-            eps=pyabc.Temperature(),
-            acceptor=pyabc.StochasticAcceptor(),
+        distance = pyabc.IndependentNormalKernel(
+            var=[1.0 / weights[k] ** 2 for k in keys], keys=keys
         )
-    if settings.distance == "adaptive":
-        distance = pyabc.AdaptivePNormDistance(p=2, fixed_weights=weights)
+        sampling = {"eps": pyabc.Temperature(), "acceptor": pyabc.StochasticAcceptor()}
     else:
-        distance = pyabc.PNormDistance(p=2, fixed_weights=weights)
+        norm = (
+            pyabc.AdaptivePNormDistance if settings.distance == "adaptive" else pyabc.PNormDistance
+        )
+        distance = norm(p=2, fixed_weights=weights)
+        sampling = {"eps": pyabc.QuantileEpsilon(alpha=settings.epsilon_quantile)}
     return pyabc.ABCSMC(
         ABCModel(calibration),
         prior(calibration),
         distance,
         population_size=settings.population,
         sampler=sampler,
-        eps=pyabc.QuantileEpsilon(alpha=settings.epsilon_quantile),
+        **sampling,
     )
 
 

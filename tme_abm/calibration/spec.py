@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -355,15 +356,22 @@ class Calibration:
     @property
     def base_overrides(self) -> tuple[str, ...]:
         """``KEY=VALUE`` overrides of ``[model.overrides]``."""
-        return tuple(f"{k}={toml_value(v)}" for k, v in self.spec.model.overrides.items())
+        return model_overrides(self.spec)
 
-    def parameter_overrides(self, values: dict[str, float]) -> tuple[str, ...]:
-        """``KEY=VALUE`` overrides setting every parameter to ``values[name]`` (natural units)."""
-        out = []
-        for p in self.spec.parameters:
-            for key in p.scenario_keys:
-                out.append(f"{key}={toml_value(float(values[p.name]))}")
-        return tuple(out)
+
+def model_overrides(spec: CalibrationFile) -> tuple[str, ...]:
+    """``KEY=VALUE`` overrides of a calibration's ``[model.overrides]``."""
+    return tuple(f"{k}={toml_value(v)}" for k, v in spec.model.overrides.items())
+
+
+def parameter_overrides(
+    parameters: Sequence[ParameterSpec], values: Mapping[str, float]
+) -> tuple[str, ...]:
+    """``KEY=VALUE`` overrides setting every key of each parameter to ``values[name]``
+    (natural units)."""
+    return tuple(
+        f"{key}={toml_value(float(values[p.name]))}" for p in parameters for key in p.scenario_keys
+    )
 
 
 DATA_COLUMNS = ("quantity", "time_day", "value", "uncertainty", "units", "source")
@@ -538,12 +546,8 @@ def load_calibration(path: str | Path) -> Calibration:
 
     # the base scenario with every parameter at its prior median
     medians = {p.name: p.median() for p in spec.parameters}
-    overrides = tuple(f"{k}={toml_value(v)}" for k, v in spec.model.overrides.items())
-    fitted = tuple(
-        f"{key}={toml_value(float(medians[p.name]))}"
-        for p in spec.parameters
-        for key in p.scenario_keys
-    )
+    overrides = model_overrides(spec)
+    fitted = parameter_overrides(spec.parameters, medians)
     try:
         loaded = load_scenario(scenario_path, overrides + fitted)
     except ScenarioError as exc:
@@ -587,12 +591,7 @@ def _prior_range_problems(
         rv = p.scipy_rv()
         for q in (0.001, 0.999):
             value = p.to_natural(float(rv.ppf(q)))
-            values = {**medians, p.name: value}
-            trial = tuple(
-                f"{key}={toml_value(float(values[x.name]))}"
-                for x in spec.parameters
-                for key in x.scenario_keys
-            )
+            trial = parameter_overrides(spec.parameters, {**medians, p.name: value})
             try:
                 load_scenario(scenario_path, overrides + trial)
             except ScenarioError as exc:
