@@ -12,6 +12,9 @@ The public API, re-exported here and imported on first use (so that
     run_sweep                run a sweep file (tme_abm.batch.sweep)
     simulate, simulate_batch parameters + seed -> summary statistics (tme_abm.calibration)
     load_calibration         read + validate a calibration file (tme_abm.calibration)
+    to_anndata, to_spatialdata   a run's snapshot for scanpy/squidpy (tme_abm.tissue)
+    read_cell_table, table_to_anndata, compare_tissue   real cell tables, as AnnData;
+                             metrics of a run beside a sample
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ _EXPORTS = {
     "simulate": "tme_abm.calibration",
     "simulate_batch": "tme_abm.calibration",
     "load_calibration": "tme_abm.calibration",
+    "to_anndata": "tme_abm.tissue",
+    "to_spatialdata": "tme_abm.tissue",
+    "read_cell_table": "tme_abm.tissue",
+    "table_to_anndata": "tme_abm.tissue",
+    "compare_tissue": "tme_abm.tissue",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,5 @@
 """The ``tme-abm`` command: run, validate, inspect, sweep, calibrate, sensitivity, plot,
-movie, viz, bench, scenarios, init.
+movie, viz, export, compare, bench, scenarios, init.
 
 ``run``, ``validate``, ``viz``, ``sweep`` and ``calibrate`` take a file or, when no
 such file exists, the name of a shipped example (``tme-abm scenarios`` lists them).
@@ -129,6 +129,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="most browser tabs with a live model at once (default: as many "
                           "as half the free memory holds, at 512 MB each)")
 
+    from tme_abm.tissue.command import add_compare_arguments, add_export_arguments
+
+    add_export_arguments(sub.add_parser(
+        "export", help="a run's snapshot as AnnData (.h5ad) or SpatialData (.zarr) for "
+        "scanpy/squidpy (needs the scverse extra)"))
+    add_compare_arguments(sub.add_parser(
+        "compare", help="a run's spatial metrics beside a real cell table's"))
+
     sub.add_parser("scenarios", help="list the shipped scenarios, sweeps and calibrations")
     init = sub.add_parser(
         "init", help="copy a shipped scenario, sweep or calibration (and the files it needs) "
@@ -154,8 +162,9 @@ def _fail(lines: str) -> int:
 
 def _print_notes(loaded) -> None:
     from tme_abm.scenario.schema import scenario_notes
+    from tme_abm.scenario.tissue import tissue_notes
 
-    for key, message in scenario_notes(loaded.scenario):
+    for key, message in scenario_notes(loaded.scenario) + tissue_notes(loaded.scenario):
         print(f"tme-abm: note: {key}: {message}", file=sys.stderr)
 
 
@@ -502,6 +511,7 @@ _NAMED_INPUTS = {
     "viz": ("scenario", "scenario"),
     "sweep": ("sweep", "sweep"),
     "calibrate": ("calibration", "calibration"),
+    "compare": ("tissue", "scenario"),
 }
 
 
@@ -556,6 +566,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tme_abm.tissue.command import export_main
+
+    return export_main(args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from tme_abm.tissue.command import compare_main
+
+    return compare_main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tme_abm.benchmark.command import main as bench_main
 
@@ -578,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibrate": _cmd_calibrate,
         "sensitivity": _cmd_sensitivity,
         "bench": _cmd_bench,
+        "export": _cmd_export,
+        "compare": _cmd_compare,
         "scenarios": _cmd_scenarios,
         "init": _cmd_init,
     }

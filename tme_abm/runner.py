@@ -69,6 +69,14 @@ def run_layout(model: TMEModel) -> RunLayout:
         "cell_type_colours": " ".join(ct.colour for ct in sc.cell_types.values()),
         "cell_type_labels": "|".join(ct.label or name for name, ct in sc.cell_types.items()),
     }
+    if sc.tissue is not None:
+        import json
+
+        from tme_abm.scenario.tissue import placed_tissue
+
+        attrs["tissue_file"] = sc.tissue.file
+        attrs["tissue_sha256"] = sc.tissue.sha256 or ""
+        attrs["tissue_report"] = json.dumps(placed_tissue(sc).report.to_dict())
     return RunLayout(
         shape=tuple(sc.domain.shape),
         site_um=sc.domain.site_um,

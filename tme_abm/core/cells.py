@@ -86,8 +86,11 @@ class CellTable:
             self.behaviours[lo:hi] = 0.0
             self._resident = hi
 
-    def add(self, cell_type: int, sites: np.ndarray, stat3: float = 0.0) -> np.ndarray:
-        """Add cells of one type on the given free sites; returns their rows."""
+    def add(
+        self, cell_type: int, sites: np.ndarray, stat3: float | np.ndarray = 0.0
+    ) -> np.ndarray:
+        """Add cells of one type on the given free sites (``stat3``: one value, or one
+        per site); returns their rows."""
         sites = np.asarray(sites, dtype=np.int64)
         if np.any(self.site_cell[sites] >= 0) or len(np.unique(sites)) != len(sites):
             raise ValueError("add: a site is occupied or listed twice")

@@ -165,6 +165,8 @@ class Engine:
 
     def _place_vessels(self) -> np.ndarray:
         p = self.params
+        if p.fixed_vessel_sites is not None:
+            return np.asarray(p.fixed_vessel_sites, dtype=np.int64).copy()
         if p.vessel_fraction <= 0.0:
             return np.zeros(0, dtype=np.int64)
         sites = np.arange(self.n_sites, dtype=np.int64)
@@ -175,6 +177,13 @@ class Engine:
     def _place_cells(self) -> None:
         p = self.params
         all_sites = np.arange(self.n_sites, dtype=np.int64)
+        given = p.initial_cells
+        if given is not None:
+            for t in np.unique(given.types):
+                of_type = given.types == t
+                stat3 = (given.stat3[of_type] if given.stat3 is not None
+                         else float(p.initial_stat3[t]))
+                self.cells.add(int(t), given.sites[of_type], stat3=stat3)
         for k, pl in enumerate(p.placements):
             if pl.region == "everywhere":
                 region = np.ones(self.n_sites, dtype=bool)

@@ -31,6 +31,18 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class InitialCells:
+    """Cells given one by one (from a tissue table): flat sites, type codes, STAT3.
+
+    ``stat3`` None: each type's initial STAT3.  Sites are distinct.
+    """
+
+    sites: np.ndarray
+    types: np.ndarray
+    stat3: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class EngineParams:
     """All numbers of one run, with field and cell-type names resolved to codes."""
 
@@ -99,8 +111,10 @@ class EngineParams:
     priming_suppressor_type: np.ndarray  # (nt) int, -1: priming not suppressed
     priming_suppression_half_max: np.ndarray  # cells per site
     priming_suppression_hill: np.ndarray
-    # initial state
+    # initial state: listed cells first, then the placements on free sites
+    initial_cells: InitialCells | None = None
     placements: tuple[Placement, ...] = ()
+    fixed_vessel_sites: np.ndarray | None = None  # sorted flat sites; None: random vessels
     vessel_fraction: float = 0.0
     vessel_min_distance_um: float = 0.0
     centre_um: tuple[float, float, float] = (0.0, 0.0, 0.0)

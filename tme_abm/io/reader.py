@@ -35,6 +35,7 @@ __all__ = [
     "cell_type_labels",
     "format_summary",
     "read_checkpoint",
+    "read_run_info",
     "read_snapshot",
     "read_timeseries",
     "run_summary",
@@ -431,6 +432,49 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         text.append(line.rstrip())
         lines += text
     return "\n".join(lines)
+
+
+def read_run_info(path: str | Path) -> dict[str, Any]:
+    """What a run file is, without reading its data: a cheap companion to :func:`read_snapshot`.
+
+    Parameters
+    ----------
+    path
+        A run file, complete or ``.partial``.
+
+    Returns
+    -------
+    dict
+        ``attrs`` (every root attribute, as plain Python), ``shape``
+        (lattice, ``(ny, nx)`` or ``(nz, ny, nx)``), ``site_um``,
+        ``time_min`` (the complete snapshots' times, float64 array),
+        ``cell_types`` (names in code order), ``fields`` (name -> dict of
+        ``units`` and ``long_name``), ``cell_columns`` (names) and
+        ``complete`` (bool).
+
+    Raises
+    ------
+    RunFileError
+        If the file is not a readable tme-abm run file.
+    """
+    with _open_run(path) as f:
+        n = _n_snapshots(f)
+        return {
+            "attrs": {k: _py(v) for k, v in f.attrs.items()},
+            "shape": tuple(int(s) for s in f["lattice/cell_type"].shape[1:]),
+            "site_um": float(_py(f.attrs.get("site_um", float("nan")))),
+            "time_min": np.asarray(f["time"][:n], dtype=np.float64),
+            "cell_types": _cell_type_names(f),
+            "fields": {
+                name: {
+                    "units": str(_py(f["fields"][name].attrs.get("units", ""))),
+                    "long_name": str(_py(f["fields"][name].attrs.get("long_name", name))),
+                }
+                for name in _field_names(f)
+            },
+            "cell_columns": _column_names(f),
+            "complete": bool(_py(f.attrs.get("complete", 0))),
+        }
 
 
 def _snapshot_index(n: int, index: int, path: Path) -> int:

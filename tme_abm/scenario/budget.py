@@ -51,11 +51,32 @@ def gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.1f} GiB"
 
 
+def _tissue_cells(sc: Scenario) -> int:
+    """Cells a resolved scenario's tissue places (0 before it is resolved or if it fails:
+    loading reports the table's problems after the budget's)."""
+    from pathlib import Path
+
+    from tme_abm.scenario.tissue import placed_tissue
+    from tme_abm.tissue.table import TissueError
+
+    if sc.tissue is None or sc.tissue.sha256 is None or not Path(sc.tissue.file).is_absolute():
+        return 0
+    try:
+        return placed_tissue(sc).report.n_placed
+    except TissueError:
+        return 0
+
+
 def _placed_cells(sc: Scenario, n_sites: int) -> int:
-    """Cells the placements put down, from the regions' volumes."""
+    """Cells the placements put down, from the regions' volumes, and a tissue's cells."""
     ndim = len(sc.domain.shape)
     total = 0.0
-    for pl in sc.placement:
+    placements = sc.placement
+    if sc.tissue is not None:
+        if not sc.tissue.add_placements:
+            placements = []
+        total += _tissue_cells(sc)
+    for pl in placements:
         if pl.region == "everywhere":
             sites = float(n_sites)
         else:

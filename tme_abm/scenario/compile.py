@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from tme_abm.core.lattice import lattice_dims
-from tme_abm.core.params import EngineParams, Placement
+from tme_abm.core.params import EngineParams, InitialCells, Placement
 from tme_abm.core.rules import (
     B_CHEMOTAXIS,
     B_DEATH,
@@ -33,6 +33,7 @@ from tme_abm.scenario.schema import (
     Scenario,
     TransferTherapy,
 )
+from tme_abm.scenario.tissue import placed_tissue
 
 MIN_PER_DAY = 1440.0
 
@@ -204,6 +205,14 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
             )
         )
 
+    initial_cells, fixed_vessels = None, None
+    if sc.tissue is not None:
+        placed = placed_tissue(sc)
+        initial_cells = InitialCells(placed.sites, placed.types, placed.stat3)
+        fixed_vessels = placed.vessel_sites
+        if not sc.tissue.add_placements:
+            placements = []
+
     effects, drugs, transfers = _therapies(sc, fidx, tidx, bidx)
     return EngineParams(
         dims=dims,
@@ -287,7 +296,9 @@ def compile_scenario(sc: Scenario, seed: int | None = None) -> EngineParams:
         priming_suppression_hill=np.array(
             [1.0 if r is None else r.priming_suppression_hill_power for r in recs]
         ),
+        initial_cells=initial_cells,
         placements=tuple(placements),
+        fixed_vessel_sites=fixed_vessels,
         vessel_fraction=sc.vessels.fraction,
         vessel_min_distance_um=sc.vessels.min_distance_from_centre_um,
         centre_um=centre,

@@ -218,7 +218,8 @@ def resolve(arg: str | Path, kind: Kind = "scenario") -> Path:
 
 def _dependencies(path: Path, kind: Kind) -> list[Path]:
     """``path`` and every shipped file it needs (``extends`` chains, a sweep's
-    scenarios), each once, ``path`` first."""
+    scenarios, a scenario's tissue table with its ``<table>.md``/``.txt`` notes),
+    each once, ``path`` first."""
     out: list[Path] = []
     todo = [path.resolve()]
     while todo:
@@ -238,6 +239,15 @@ def _dependencies(path: Path, kind: Kind) -> list[Path]:
         refs = data.get(key, [])
         refs = [refs] if isinstance(refs, str) else refs
         todo.extend((here.parent / r).resolve() for r in refs)
+        spec = data.get("tissue")
+        tissue = spec.get("file") if isinstance(spec, dict) else None
+        if isinstance(tissue, str) and not Path(tissue).is_absolute():
+            # the cell table a scenario starts from (relative to the scenario's folder)
+            # and the files documenting its source and licence, kept beside it
+            table = (here.parent / tissue).resolve()
+            todo.append(table)
+            todo.extend(sorted(p.resolve() for p in table.parent.glob(f"{table.stem}.*")
+                               if p.suffix in (".md", ".txt") and p.is_file()))
     return out
 
 

@@ -25,6 +25,7 @@ from tme_abm.scenario.schema import (
     consistency_problems,
     name_problems,
 )
+from tme_abm.scenario.tissue import tissue_problems
 
 
 class ScenarioError(ValueError):
@@ -430,6 +431,10 @@ def load_scenario(
         raise ScenarioError(str(path), problems)
     scenario = validate_data(data, str(path))
     problems = budget_problems(scenario, allow_large=allow_large)
+    if problems:
+        raise ScenarioError(str(path), problems)
+    # the cell table: path made absolute, content hash pinned, cells placed
+    scenario, problems = tissue_problems(scenario, Path(path).resolve().parent)
     if problems:
         raise ScenarioError(str(path), problems)
     return LoadedScenario(scenario, text, Path(path), overrides)

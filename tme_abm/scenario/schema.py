@@ -198,6 +198,37 @@ class Placement(_Strict):
     fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
+class Tissue(_Strict):
+    """The initial cells (and vessels) from a cell table of a real sample.
+
+    See :mod:`tme_abm.tissue` and the README's "Start from a tissue" section.
+    """
+
+    file: str = Field(min_length=1, description="CSV/TSV, Parquet or .h5ad; relative to the "
+                      "scenario file's folder")
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    x_column: str = "x"
+    y_column: str = "y"
+    z_column: str | None = None
+    type_column: str = "cell_type"
+    spatial_key: str = "spatial"
+    labels: dict[str, Name] = {}
+    vessel_labels: list[str] = []
+    ignore_labels: list[str] = []
+    stat3_column: str | None = None
+    stat3_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    scale_um: Pos = 1.0
+    rotate_deg: float = 0.0
+    flip_y: bool = False
+    window: Annotated[list[float], Field(min_length=4, max_length=6)] | None = None
+    centre_um: list[float] | None = None
+    z_slab: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
+    z_um: NonNeg | None = None
+    outside: Literal["error", "drop"] = "error"
+    max_shift_um: NonNeg | None = None
+    add_placements: bool = False
+
+
 class Vessels(_Strict):
     """Vessel sites, where immune cells enter."""
 
@@ -350,6 +381,7 @@ class Scenario(_Strict):
     rules: list[Rule] = []
     placement: list[Placement] = []
     vessels: Vessels = Vessels()
+    tissue: Tissue | None = None
     stat3_inhibitor: Stat3Inhibitor | None = None
     groups: dict[Name, list[Name]] = {}
     therapy: list[Therapy] = []
@@ -443,6 +475,8 @@ def name_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     for k, pl in enumerate(_array(data.get("placement"))):
         need_type(f"placement.{k}.cell_type", _table(pl).get("cell_type"))
+    for label, tname in _table(_table(data.get("tissue")).get("labels")).items():
+        need_type(f"tissue.labels.{label}", tname)
     need_field("stat3_inhibitor.field", _table(data.get("stat3_inhibitor")).get("field"))
     groups = _table(data.get("groups"))
     for gname, members in groups.items():
@@ -534,6 +568,8 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
             problems.append(
                 (f"{p}.centre_um", f"needs {ndim} coordinates (µm, in the order of domain.shape)")
             )
+    if sc.tissue is not None:
+        problems.extend(_tissue_problems(sc.tissue, ndim))
     duration_min = sc.domain.duration_days * 1440.0
     for k, th in enumerate(sc.therapy):
         end = getattr(th, "end_day", None)
@@ -564,6 +600,41 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
                 f"shorter than one tick (domain.dt_min = {sc.domain.dt_min:g})",
             )
         )
+    return problems
+
+
+def _tissue_problems(ts: Tissue, ndim: int) -> list[tuple[str, str]]:
+    """Problems between the keys of ``[tissue]`` that need no file."""
+    problems: list[tuple[str, str]] = []
+    if ts.centre_um is not None and len(ts.centre_um) != ndim:
+        problems.append(
+            ("tissue.centre_um", f"needs {ndim} coordinates (µm, in the order of domain.shape)")
+        )
+    if ts.window is not None:
+        w = ts.window
+        if len(w) not in (4, 6):
+            problems.append(("tissue.window", "[x_min, x_max, y_min, y_max] (and z_min, z_max "
+                             "for a 3D table), in table units"))
+        elif any(w[k + 1] <= w[k] for k in range(0, len(w), 2)):
+            problems.append(("tissue.window", "each max must be larger than its min"))
+    for key in ("stat3_range", "z_slab"):
+        pair = getattr(ts, key)
+        if pair is not None and not pair[1] > pair[0]:
+            problems.append((f"tissue.{key}", "[low, high] with high > low"))
+    if ts.stat3_range is not None and ts.stat3_column is None:
+        problems.append(("tissue.stat3_range", "needs stat3_column"))
+    if ts.z_um is not None and ndim == 2:
+        problems.append(("tissue.z_um", "only for a 3D domain (the plane of a 2D table)"))
+    if ts.z_slab is not None and ndim == 3:
+        problems.append(("tissue.z_slab", "only for a 2D domain (use window's z range in 3D)"))
+    every = [*ts.labels, *ts.vessel_labels, *ts.ignore_labels]
+    twice = sorted({label for label in every if every.count(label) > 1})
+    if twice:
+        problems.append(("tissue.labels", f"{', '.join(map(repr, twice))} listed more than "
+                         "once among labels, vessel_labels and ignore_labels"))
+    if not ts.labels:
+        problems.append(("tissue.labels", "map at least one label to a cell type, e.g. "
+                         'labels = { "CD8+ T cell" = "cd8" }'))
     return problems
 
 

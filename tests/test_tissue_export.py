@@ -1,0 +1,172 @@
+"""Exporting snapshots for the scverse tools: AnnData and SpatialData, and squidpy on them.
+
+The exported table is checked against the run file it came from (every live
+cell once, at its site's centre in µm, with its type, STAT3 and the fields at
+its site), and squidpy's neighbourhood enrichment, co-occurrence and Ripley's
+statistics are run on it unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tme_abm import cli
+from tme_abm.io import read_snapshot
+
+ad = pytest.importorskip("anndata")
+
+TINY = Path(__file__).parent / "data" / "tiny.toml"
+
+
+def run_cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    out = folder / "tiny.h5"
+    assert cli.main(["run", str(TINY), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_anndata_holds_every_cell_of_the_snapshot_where_it_is(run_file):
+    from tme_abm.tissue import to_anndata
+
+    a = to_anndata(run_file, day=0.25)
+    snap = read_snapshot(run_file, a.uns["tme_abm"]["snapshot_index"])
+    assert a.uns["tme_abm"]["time_min"] == snap["time_min"] == 360.0
+    lattice = snap["cell_type"]
+    assert a.n_obs == np.count_nonzero(lattice >= 0) == len(snap["cells"]["id"])
+    site_um = 20.0
+    xy = a.obsm["spatial"]
+    col = (xy[:, 0] / site_um - 0.5).round().astype(int)
+    row = (xy[:, 1] / site_um - 0.5).round().astype(int)
+    assert np.allclose(xy[:, 0], (col + 0.5) * site_um)
+    names = list(a.obs["cell_type"].cat.categories)
+    from tme_abm.io import read_run_info
+
+    type_names = read_run_info(run_file)["cell_types"]
+    assert [type_names[c] for c in lattice[row, col]] == list(a.obs["cell_type"].astype(str))
+    assert set(names) <= set(type_names)
+    by_id = dict(zip(snap["cells"]["id"].tolist(), snap["cells"]["stat3"].tolist(),
+                     strict=True))
+    assert np.allclose(a.obs["stat3"], [by_id[i] for i in a.obs["cell_id"]])
+    for j, field in enumerate(a.var_names):
+        assert np.allclose(a.X[:, j], snap["fields"][field][row, col])
+    assert list(a.var["units"]) == ["ng/mL"] * a.n_vars
+    assert a.uns["tme_abm"]["seed"] == 7 and "scenario" in a.uns["tme_abm"]
+    assert len(a.uns["cell_type_colors"]) == len(names)
+    assert (a.obs.loc[a.obs.cell_type == "tumour", "tumour_edge_distance_um"] > 0).all()
+
+
+def test_squidpy_runs_its_spatial_statistics_unchanged(run_file):
+    sq = pytest.importorskip("squidpy")
+    from tme_abm.tissue import to_anndata
+
+    a = to_anndata(run_file, day=0)  # the tiny tumour is cleared by day 0.5
+    if hasattr(sq.gr, "spatial_neighbors_radius"):  # squidpy >= 1.8
+        sq.gr.spatial_neighbors_radius(a, radius=30.0)
+    else:
+        sq.gr.spatial_neighbors(a, coord_type="generic", radius=30.0)
+    # 8 Moore neighbours at 20 and 28.3 um
+    degree = np.asarray(a.obsp["spatial_connectivities"].sum(axis=1)).ravel()
+    assert degree.max() <= 8
+    sq.gr.nhood_enrichment(a, cluster_key="cell_type", seed=0, n_perms=100)
+    cats = list(a.obs["cell_type"].cat.categories)
+    z = a.uns["cell_type_nhood_enrichment"]["zscore"]
+    t = cats.index("tumour")
+    assert z[t, t] > 3  # a solid tumour: tumour cells neighbour tumour cells
+    sq.gr.co_occurrence(a, cluster_key="cell_type", interval=np.linspace(20, 200, 10))
+    occ = a.uns["cell_type_co_occurrence"]["occ"]
+    assert occ.shape[:2] == (len(cats), len(cats)) and np.isfinite(occ).any()
+    sq.gr.ripley(a, cluster_key="cell_type", mode="L", n_simulations=10, seed=0)
+    assert "cell_type_ripley_L" in a.uns
+
+
+def test_spatialdata_round_trip_links_labels_table_and_fields(run_file, tmp_path):
+    sd = pytest.importorskip("spatialdata")
+    from spatialdata.transformations import get_transformation
+
+    from tme_abm.tissue import write_export
+
+    out = write_export(run_file, tmp_path / "s.zarr", "spatialdata")
+    s = sd.read_zarr(out)
+    table = s.tables["table"]
+    labels = np.asarray(s.labels["cell_labels"])
+    xy = table.obsm["spatial"]
+    col = (xy[:, 0] / 20.0 - 0.5).round().astype(int)
+    row = (xy[:, 1] / 20.0 - 0.5).round().astype(int)
+    assert np.array_equal(labels[row, col], table.obs["instance_id"].to_numpy())
+    assert np.count_nonzero(labels) == table.n_obs
+    fields = s.images["fields"]
+    assert list(fields.coords["c"].values) == list(table.var_names)
+    snap = read_snapshot(run_file)
+    assert np.allclose(np.asarray(fields.sel(c="il6")), snap["fields"]["il6"])
+    scale = get_transformation(fields, to_coordinate_system="global")
+    assert np.allclose(scale.to_affine_matrix(("c", "y", "x"), ("c", "y", "x"))
+                       .diagonal()[:3], [1.0, 20.0, 20.0])
+    assert len(s.shapes["cell_circles"]) == table.n_obs
+
+
+def test_a_run_without_cell_rows_exports_from_the_lattice(tmp_path, capsys):
+    from tme_abm.tissue import to_anndata
+
+    out = tmp_path / "nocells.h5"
+    assert run_cli(["run", TINY, "--out", out, "--quiet", "--set", "output.cells=false"],
+                   capsys)[0] == 0
+    a = to_anndata(out)
+    assert a.uns["tme_abm"]["cells_from_lattice"]
+    assert "stat3" not in a.obs and a.n_obs == np.count_nonzero(read_snapshot(out)["cell_type"]
+                                                                >= 0)
+
+
+def test_a_3d_run_exports_with_three_coordinates(tmp_path, capsys):
+    from tme_abm.tissue import to_anndata, to_spatialdata
+
+    out = tmp_path / "3d.h5"
+    code, _, err = run_cli(["run", TINY, "--out", out, "--quiet", "--set",
+                            "domain.shape=[6,20,20]", "--set", "domain.duration_days=0.1"],
+                           capsys)
+    assert code == 0, err
+    a = to_anndata(out)
+    assert a.obsm["spatial"].shape[1] == 3 and "z_um" in a.obs
+    pytest.importorskip("spatialdata")
+    s = to_spatialdata(out)
+    assert np.asarray(s.labels["cell_labels"]).shape == (6, 20, 20)
+    assert len(s.points["cell_points"]) == a.n_obs
+
+
+def test_export_command_never_overwrites_unasked_and_leaves_no_debris(run_file, tmp_path,
+                                                                     capsys):
+    target = tmp_path / "a.h5ad"
+    code, out, err = run_cli(["export", run_file, "--out", target], capsys)
+    assert code == 0 and target.is_file(), err
+    before = target.read_bytes()
+    code, _, err = run_cli(["export", run_file, "--out", target, "--day", "0"], capsys)
+    assert code == 2 and "already exists" in err
+    assert target.read_bytes() == before
+    code, _, err = run_cli(["export", run_file, "--out", target, "--day", "0", "--force"],
+                           capsys)
+    assert code == 0, err
+    assert ad.read_h5ad(target).uns["tme_abm"]["time_min"] == 0.0
+    for argv, words in [
+        (["export", tmp_path / "none.h5"], "no such run file"),
+        (["export", run_file, "--day", "3", "--out", tmp_path / "b.h5ad"], "outside the run"),
+        (["export", TINY, "--out", tmp_path / "c.h5ad"], "not an HDF5 file"),
+    ]:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and words in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5ad"]
+
+
+def test_default_export_name_sits_beside_the_run(run_file, capsys):
+    code, out, _ = run_cli(["export", run_file, "--day", "0.5", "--format", "spatialdata"],
+                           capsys)
+    assert code == 0
+    assert (run_file.parent / "tiny_day0.5.zarr").is_dir()
