@@ -170,3 +170,34 @@ def test_default_export_name_sits_beside_the_run(run_file, capsys):
                            capsys)
     assert code == 0
     assert (run_file.parent / "tiny_day0.5.zarr").is_dir()
+
+
+def test_the_shipped_section_runs_exports_and_passes_through_squidpy(tmp_path, capsys):
+    """The README's example, shortened to half a day: run from the shipped table,
+    export with the command, analyse the file with squidpy."""
+    sq = pytest.importorskip("squidpy")
+    run = tmp_path / "section.h5"
+    code, _, err = run_cli(["run", "tissue_section", "--out", run, "--set",
+                            "domain.duration_days=0.5"], capsys)
+    assert code == 0, err
+    assert "3029 rows: 764 cells placed" in err  # every row accounted for in the report
+    code, out, err = run_cli(["export", run, "--day", "0.5"], capsys)
+    assert code == 0, err
+    a = ad.read_h5ad(tmp_path / "section_day0.5.h5ad")
+    assert a.uns["tme_abm"]["tissue_file"].endswith("cycif_cd30.csv")
+    sq.gr.spatial_neighbors_radius(a, radius=30.0)
+    sq.gr.nhood_enrichment(a, cluster_key="cell_type", seed=0, n_perms=50,
+                           show_progress_bar=False)
+    cats = list(a.obs["cell_type"].cat.categories)
+    z = a.uns["cell_type_nhood_enrichment"]["zscore"]
+    assert z[cats.index("tumour"), cats.index("tumour")] > 3
+    # the real section, through the same calls
+    from tme_abm.tissue import table_to_anndata
+
+    real = table_to_anndata("tissue_section")
+    assert real.n_obs == 3029 - 885  # the 885 rows of ignore_labels are left out
+    assert real.obs["stat3"].between(0, 1).all()
+    sq.gr.spatial_neighbors_radius(real, radius=30.0)
+    sq.gr.nhood_enrichment(real, cluster_key="cell_type", seed=0, n_perms=50,
+                           show_progress_bar=False)
+    assert np.isfinite(real.uns["cell_type_nhood_enrichment"]["zscore"]).any()

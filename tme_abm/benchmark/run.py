@@ -40,7 +40,7 @@ from typing import Any
 
 import numba
 
-from tme_abm.benchmark import fieldbench, loaded, memory, system, ticks, walk
+from tme_abm.benchmark import fieldbench, loaded, memory, system, ticks, tissueload, walk
 from tme_abm.benchmark.report import (
     PEERS,
     Figure,
@@ -638,6 +638,7 @@ def run_bench(
     figures += _mesa(config, threads, raw, log)
     figures += memory.long_run(config, raw, log)
     figures += loaded.loaded_case(config, threads, raw, log)
+    figures += tissueload.tissue_load(config, raw, log)
 
     idle_after = system.idle_check(min(config.idle_seconds, 0.5))
     report = {
