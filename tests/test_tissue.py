@@ -398,3 +398,13 @@ def test_compare_refuses_bad_input_without_writing(tmp_path, capsys):
         code, _, err = run_cli(["compare", *argv], capsys)
         assert code == 2 and words in err and "Traceback" not in err, err
     assert (tmp_path / "c.csv").read_text() == "keep me"
+
+
+def test_compare_refuses_a_3d_run(tmp_path, capsys):
+    scenario = _tissue_scenario(tmp_path)
+    code, _, err = run_cli(["run", TINY, "--out", tmp_path / "r3.h5", "--quiet", "--set",
+                            "domain.shape=[4,20,20]", "--set", "domain.duration_days=0.1"],
+                           capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["compare", tmp_path / "r3.h5", scenario], capsys)
+    assert code == 2 and "3D run" in err and "Traceback" not in err

@@ -201,3 +201,33 @@ def test_the_shipped_section_runs_exports_and_passes_through_squidpy(tmp_path, c
     sq.gr.nhood_enrichment(real, cluster_key="cell_type", seed=0, n_perms=50,
                            show_progress_bar=False)
     assert np.isfinite(real.uns["cell_type_nhood_enrichment"]["zscore"]).any()
+
+
+def test_an_exported_snapshot_restarts_as_the_same_tissue(run_file, tmp_path, capsys):
+    """Export -> [tissue] with keep_coordinates -> the new run's first snapshot
+    is the exported one: same lattice, same STAT3 (to float32 rounding)."""
+    from tme_abm.tissue import to_anndata
+
+    code, _, err = run_cli(["export", run_file, "--day", "0.25", "--out",
+                            tmp_path / "snap.h5ad"], capsys)
+    assert code == 0, err
+    (tmp_path / "tiny.toml").write_text(TINY.read_text())
+    (tmp_path / "again.toml").write_text(
+        'extends = "tiny.toml"\nname = "again"\n[tissue]\nfile = "snap.h5ad"\n'
+        'x_column = "x_um"\ny_column = "y_um"\nkeep_coordinates = true\n'
+        'max_shift_um = 0.0\nstat3_column = "stat3"\nstat3_range = [0.0, 1.0]\n'
+        '[tissue.labels]\ntumour = "tumour"\ncd8 = "cd8"\ncd8_exhausted = "cd8_exhausted"\n'
+    )
+    code, _, err = run_cli(["run", tmp_path / "again.toml", "--out", tmp_path / "again.h5",
+                            "--quiet"], capsys)
+    assert code == 0, err
+    before = read_snapshot(run_file, to_anndata(run_file, 0.25).uns["tme_abm"]["snapshot_index"])
+    after = read_snapshot(tmp_path / "again.h5", 0)
+    assert np.array_equal(before["cell_type"], after["cell_type"])
+    s_before = dict(zip(before["cells"]["site"].tolist(), before["cells"]["stat3"].tolist(),
+                        strict=True))
+    s_after = dict(zip(after["cells"]["site"].tolist(), after["cells"]["stat3"].tolist(),
+                       strict=True))
+    assert s_before.keys() == s_after.keys()
+    assert np.allclose([s_before[k] for k in s_before], [s_after[k] for k in s_before],
+                       atol=1e-6)

@@ -222,6 +222,7 @@ class Tissue(_Strict):
     flip_y: bool = False
     window: Annotated[list[float], Field(min_length=4, max_length=6)] | None = None
     centre_um: list[float] | None = None
+    keep_coordinates: bool = False
     z_slab: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
     z_um: NonNeg | None = None
     outside: Literal["error", "drop"] = "error"
@@ -621,6 +622,11 @@ def _tissue_problems(ts: Tissue, ndim: int) -> list[tuple[str, str]]:
         pair = getattr(ts, key)
         if pair is not None and not pair[1] > pair[0]:
             problems.append((f"tissue.{key}", "[low, high] with high > low"))
+    if ts.keep_coordinates:
+        for key, default in (("centre_um", None), ("rotate_deg", 0.0), ("flip_y", False)):
+            if getattr(ts, key) != default:
+                problems.append((f"tissue.{key}", "not with keep_coordinates = true (the "
+                                 "table's positions are used as they are)"))
     if ts.stat3_range is not None and ts.stat3_column is None:
         problems.append(("tissue.stat3_range", "needs stat3_column"))
     if ts.z_um is not None and ndim == 2:

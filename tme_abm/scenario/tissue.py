@@ -41,6 +41,8 @@ def resolve_tissue(sc: Scenario, folder: Path | None) -> Scenario:
     if not path.is_absolute():
         path = (folder or Path.cwd()) / path
     path = path.resolve()
+    if path.is_dir():
+        raise TissueError("file", f"{path} is a folder, not a cell table")
     if not path.is_file():
         raise TissueError("file", f"no such file: {path}" + (
             f" (relative paths are taken from the scenario's folder, {folder})" if folder else ""
@@ -92,6 +94,7 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
         flip_y=ts.flip_y,
         window=ts.window,
         centre_um=ts.centre_um,
+        keep_coordinates=ts.keep_coordinates,
         z_slab=ts.z_slab,
         z_um=ts.z_um,
         outside=ts.outside,

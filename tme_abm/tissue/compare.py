@@ -127,15 +127,16 @@ def tissue_snapshot(
         type_column=spec.type_column, value_column=spec.stat3_column,
         spatial_key=spec.spatial_key,
     )
-    centre = spec.centre_um
+    centre, keep = spec.centre_um, spec.keep_coordinates
     if shape is None:
-        shape, centre = _fitted_shape(table, spec, site_um, pad_sites), None
+        shape, centre, keep = _fitted_shape(table, spec, site_um, pad_sites), None, False
     codes = {name: k for k, name in enumerate(type_names)}
     placed: PlacedTissue = place_cell_table(
         table, dims=(1, *shape), ndim=2, site_um=site_um, labels=spec.labels,
         type_codes=codes, vessel_labels=spec.vessel_labels, ignore_labels=spec.ignore_labels,
         scale_um=spec.scale_um, rotate_deg=spec.rotate_deg, flip_y=spec.flip_y,
-        window=spec.window, centre_um=centre, z_slab=spec.z_slab, outside="error",
+        window=spec.window, centre_um=centre, keep_coordinates=keep, z_slab=spec.z_slab,
+        outside="error",
         max_shift_um=spec.max_shift_um, stat3_range=spec.stat3_range,
     )
     lattice = np.full(shape[0] * shape[1], -1, dtype=np.int8)
@@ -240,18 +241,22 @@ def compare_tissue(
 
     spec, _ = load_tissue_spec(tissue)
     info = read_run_info(run)
+    if len(info["shape"]) != 2:
+        raise ValueError(
+            f"{run} is a 3D run ({' x '.join(map(str, info['shape']))} sites); a tissue "
+            "section is compared with a 2D run (densities per mm², contacts in a plane)"
+        )
     index = snapshot_for_day(info["time_min"], day)
     snap = read_snapshot(run, index)
     names = info["cell_types"]
     codes = {n: k for k, n in enumerate(names)}
     sample_snap, report = None, None
-    if len(info["shape"]) == 2:  # as a run on this lattice starting from the table would
-        try:
-            sample_snap, report = tissue_snapshot(spec, names, info["site_um"],
-                                                  shape=info["shape"])
-        except TissueError as exc:
-            if exc.key != "outside":
-                raise
+    try:  # on the run's lattice, as a run starting from the table would be placed
+        sample_snap, report = tissue_snapshot(spec, names, info["site_um"],
+                                              shape=info["shape"])
+    except TissueError as exc:
+        if exc.key != "outside":
+            raise
     if sample_snap is None:  # it does not fit there: on a lattice of its own
         sample_snap, report = tissue_snapshot(spec, names, info["site_um"])
     a = snapshot_summary(sample_snap, codes, info["site_um"], margin_um, stat3_threshold)

@@ -192,9 +192,20 @@ def _transform(
     table: CellTable, keep: np.ndarray, dims: tuple[int, int, int], ndim: int, site_um: float,
     scale_um: float, rotate_deg: float, flip_y: bool, window: Sequence[float] | None,
     centre_um: Sequence[float] | None, z_um: float | None, use_z: bool,
+    keep_coordinates: bool = False,
 ) -> np.ndarray:
     """Lattice positions (n, 3) in µm (z, y, x) of the kept rows."""
     x, y = table.x[keep], table.y[keep]
+    if keep_coordinates:  # already lattice coordinates (e.g. an exported snapshot)
+        pos = np.empty((x.size, 3), dtype=np.float64)
+        pos[:, 2], pos[:, 1] = x * scale_um, y * scale_um
+        if ndim == 2:
+            pos[:, 0] = 0.5 * site_um
+        elif use_z:
+            pos[:, 0] = table.z[keep] * scale_um
+        else:
+            pos[:, 0] = 0.5 * dims[0] * site_um if z_um is None else z_um
+        return pos
     if window is not None:
         cx, cy = 0.5 * (window[0] + window[1]), 0.5 * (window[2] + window[3])
     else:
@@ -259,6 +270,7 @@ def place_cell_table(
     flip_y: bool = False,
     window: Sequence[float] | None = None,
     centre_um: Sequence[float] | None = None,
+    keep_coordinates: bool = False,
     z_slab: Sequence[float] | None = None,
     z_um: float | None = None,
     outside: str = "error",
@@ -294,6 +306,10 @@ def place_cell_table(
         Where the table's centre (the window's, else its bounding box's)
         lands, in the order of the lattice's shape (``[y, x]`` or
         ``[z, y, x]``); default the lattice centre.
+    keep_coordinates
+        Take positions as lattice coordinates (µm from the lattice's corner,
+        after ``scale_um``): no centring, flipping or rotating.  For tables
+        already in the lattice's frame, such as an exported snapshot.
     z_slab
         For a 3D table on a 2D lattice: the ``[z_min, z_max)`` slab of rows
         to use (table units), flattened onto the plane.
@@ -365,7 +381,7 @@ def place_cell_table(
     in_window = window_mask(table, window, z_slab)
     keep = in_window & (code != -1)
     pos = _transform(table, keep, dims, ndim, site_um, scale_um, rotate_deg, flip_y, window,
-                     centre_um, z_um, use_z)
+                     centre_um, z_um, use_z, keep_coordinates)
     kept_rows = np.flatnonzero(keep)
     kept_code = code[keep]
     extent = np.array([n * site_um for n in dims])
