@@ -145,7 +145,10 @@ def test_a_3d_run_exports_with_three_coordinates(tmp_path, capsys):
 def test_export_command_never_overwrites_unasked_and_leaves_no_debris(run_file, tmp_path,
                                                                      capsys):
     target = tmp_path / "a.h5ad"
+    stale = tmp_path / ".a.h5ad.999999999.tmp.h5ad"  # as a killed export leaves it
+    stale.write_bytes(b"half")
     code, out, err = run_cli(["export", run_file, "--out", target], capsys)
+    assert not stale.exists()
     assert code == 0 and target.is_file(), err
     before = target.read_bytes()
     code, _, err = run_cli(["export", run_file, "--out", target, "--day", "0"], capsys)

@@ -21,6 +21,7 @@ anndata (and spatialdata) are imported only here, from the ``scverse`` extra.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -354,6 +355,21 @@ def to_spatialdata(path: str | Path, day: float | None = None) -> spatialdata.Sp
                           tables={"table": table})
 
 
+def _remove_stale(out: Path, suffix: str) -> None:
+    """Remove temporary exports to ``out`` left by processes that no longer run
+    (a killed export leaves its ``.NAME.PID.tmp`` beside the target)."""
+    for old in out.parent.glob(f".{out.name}.*.tmp{suffix}"):
+        pid = old.name[len(out.name) + 2:].split(".")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _remove(old)
+        except PermissionError:  # alive, someone else's
+            continue
+
+
 def default_export_path(run: str | Path, fmt: str, day: float | None) -> Path:
     """``RUN_dayD.h5ad`` (or ``.zarr``) beside the run file."""
     run = Path(run)
@@ -368,9 +384,11 @@ def write_export(
 ) -> Path:
     """Export a snapshot to ``out`` (``.h5ad`` or ``.zarr``), never leaving half a file.
 
-    The export is written beside ``out`` under a temporary name and renamed
-    when complete; an existing ``out`` is kept unless ``force``, and even then
-    it is only removed once the new export is complete.
+    The export is written beside ``out`` under a temporary name
+    (``.NAME.PID.tmp``) and renamed when complete; an existing ``out`` is kept
+    unless ``force``, and even then it is only removed once the new export is
+    complete.  Temporary exports to ``out`` left by killed processes are
+    removed.
 
     Raises
     ------
@@ -384,7 +402,8 @@ def write_export(
         raise FileExistsError(f"{out} already exists; use --force to replace it")
     obj = to_anndata(run, day) if fmt == "anndata" else to_spatialdata(run, day)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp{EXPORT_FORMATS[fmt]}")
+    _remove_stale(out, EXPORT_FORMATS[fmt])
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{EXPORT_FORMATS[fmt]}")
     try:
         if fmt == "anndata":
             obj.write_h5ad(tmp)
