@@ -129,6 +129,26 @@ def test_scale_rotation_flip_and_centre_move_cells_where_they_should():
     assert f2.position_um[0, 1] > f2.position_um[1, 1]  # the first row is now further down
 
 
+def test_a_vessel_column_marks_vessel_rows_whatever_their_label():
+    t = table([10, 50, 90, 30], [10, 50, 90, 70], ["T", "C", "Endo", "T"])
+    t = CellTable(t.path, t.x, t.y, None, t.labels, None,
+                  vessel=np.array([False, False, True, True]))
+    p = place(t)
+    # 'Endo' needs no mapping: its only row is a vessel
+    assert p.report.vessels == 2 and p.report.vessel_sites == 2
+    assert p.report.placed == {"tumour": 1, "cd8": 1}
+
+
+def test_a_vessel_column_must_be_zero_or_one(tmp_path):
+    path = tmp_path / "v.csv"
+    path.write_text("x,y,cell_type,is_vessel\n1,2,T,0\n3,4,T,true\n5,6,T,maybe\n")
+    with pytest.raises(TissueError, match="0/1 or true/false") as exc:
+        read_cell_table(path, vessel_column="is_vessel")
+    assert exc.value.key == "vessel_column" and "data row 3" in exc.value.message
+    path.write_text("x,y,cell_type,is_vessel\n1,2,T,0\n3,4,T,true\n5,6,T,1\n")
+    assert list(read_cell_table(path, vessel_column="is_vessel").vessel) == [False, True, True]
+
+
 def test_window_crops_in_table_units_and_counts_what_it_left_out():
     t = table([1, 2, 50, 60], [1, 2, 50, 60], ["T", "C", "T", "C"])
     p = place(t, window=[0, 10, 0, 10])

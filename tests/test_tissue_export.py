@@ -112,6 +112,9 @@ def test_spatialdata_round_trip_links_labels_table_and_fields(run_file, tmp_path
     assert np.allclose(scale.to_affine_matrix(("c", "y", "x"), ("c", "y", "x"))
                        .diagonal()[:3], [1.0, 20.0, 20.0])
     assert len(s.shapes["cell_circles"]) == table.n_obs
+    assert s.attrs["units"]["global"] == "um"
+    assert s.attrs["units"]["fields/il6"] == "ng/mL"
+    assert s.attrs["tme_abm"]["seed"] == 7
 
 
 def test_a_run_without_cell_rows_exports_from_the_lattice(tmp_path, capsys):

@@ -214,6 +214,7 @@ class Tissue(_Strict):
     spatial_key: str = "spatial"
     labels: dict[str, Name] = {}
     vessel_labels: list[str] = []
+    vessel_column: str | None = None
     ignore_labels: list[str] = []
     stat3_column: str | None = None
     stat3_range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None

@@ -79,6 +79,7 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     table = read_cell_table(
         ts.file, x_column=ts.x_column, y_column=ts.y_column, z_column=ts.z_column,
         type_column=ts.type_column, value_column=ts.stat3_column, spatial_key=ts.spatial_key,
+        vessel_column=ts.vessel_column,
     )
     placed = place_cell_table(
         table,

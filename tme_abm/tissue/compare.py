@@ -125,7 +125,7 @@ def tissue_snapshot(
     table = read_cell_table(
         spec.file, x_column=spec.x_column, y_column=spec.y_column, z_column=spec.z_column,
         type_column=spec.type_column, value_column=spec.stat3_column,
-        spatial_key=spec.spatial_key,
+        spatial_key=spec.spatial_key, vessel_column=spec.vessel_column,
     )
     centre, keep = spec.centre_um, spec.keep_coordinates
     if shape is None:

@@ -247,10 +247,12 @@ def table_to_anndata(tissue: Any, colours: dict[str, str] | None = None) -> annd
     table = read_cell_table(
         spec.file, x_column=spec.x_column, y_column=spec.y_column, z_column=spec.z_column,
         type_column=spec.type_column, value_column=spec.stat3_column,
-        spatial_key=spec.spatial_key,
+        spatial_key=spec.spatial_key, vessel_column=spec.vessel_column,
     )
     labels = np.asarray(table.labels, dtype=object)
     keep = np.isin(labels, list(spec.labels)) & window_mask(table, spec.window, spec.z_slab)
+    if table.vessel is not None:
+        keep &= ~table.vessel
     x, y = table.x[keep], table.y[keep]
     cx, cy = 0.5 * (x.min() + x.max()), 0.5 * (y.min() + y.max())
     ux, uy = (x - cx) * spec.scale_um, (y - cy) * spec.scale_um
@@ -288,7 +290,9 @@ def to_spatialdata(path: str | Path, day: float | None = None) -> spatialdata.Sp
     * ``shapes["cell_circles"]`` (2D: circles of radius ``site_um / 2`` at the
       site centres, indexed by instance id) or ``points["cell_points"]`` (3D);
     * ``tables["table"]``: :func:`to_anndata`'s table, annotating
-      ``labels["cell_labels"]`` (``obs["region"]``, ``obs["instance_id"]``).
+      ``labels["cell_labels"]`` (``obs["region"]``, ``obs["instance_id"]``);
+    * ``attrs``: ``units`` (``global``: µm; ``fields/<name>``: each channel's
+      unit) and ``tme_abm`` (the provenance of :func:`to_anndata`).
 
     Parameters and errors are those of :func:`to_anndata` (spatialdata is
     needed as well).
@@ -351,8 +355,14 @@ def to_spatialdata(path: str | Path, day: float | None = None) -> spatialdata.Sp
     table.obs["instance_id"] = instance
     table = models.TableModel.parse(table, region="cell_labels", region_key="region",
                                     instance_key="instance_id")
+    attrs = {
+        "tme_abm": dict(adata.uns["tme_abm"]),
+        "units": {"global": "um",
+                  **{f"fields/{f}": u for f, u in zip(adata.var_names, adata.var["units"],
+                                                       strict=True)}},
+    }
     return sd.SpatialData(images=images, labels=labels, shapes=shapes, points=points,
-                          tables={"table": table})
+                          tables={"table": table}, attrs=attrs)
 
 
 def _remove_stale(out: Path, suffix: str) -> None:

@@ -362,8 +362,11 @@ def place_cell_table(
     names = np.asarray(table.labels, dtype=object)
     uniq, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
     vessel_set, ignore_set = set(vessel_labels), set(ignore_labels)
-    unknown = [(str(u), int(c)) for u, c in zip(uniq, counts, strict=True)
-               if u not in labels and u not in vessel_set and u not in ignore_set]
+    flagged = table.vessel if table.vessel is not None else np.zeros(table.n, dtype=bool)
+    # a label only needs mapping where it labels a row not flagged as a vessel
+    needed = np.bincount(inverse[~flagged], minlength=uniq.size) > 0
+    unknown = [(str(u), int(c)) for u, c, need in zip(uniq, counts, needed, strict=True)
+               if need and u not in labels and u not in vessel_set and u not in ignore_set]
     if unknown:
         unknown.sort(key=lambda uc: -uc[1])
         shown = ", ".join(f"{u!r} ({c} rows)" for u, c in unknown[:12])
@@ -376,7 +379,9 @@ def place_cell_table(
     label_code = np.array([type_codes[labels[u]] if u in labels else (-2 if u in vessel_set
                            else -1) for u in uniq], dtype=np.int64)
     code = label_code[inverse]  # type code, -2 vessel, -1 ignored
-    ignored = {str(u): int(c) for u, c in zip(uniq, counts, strict=True) if u in ignore_set}
+    code[flagged] = -2
+    ignored_counts = np.bincount(inverse[code == -1], minlength=uniq.size)
+    ignored = {str(u): int(c) for u, c in zip(uniq, ignored_counts, strict=True) if c}
 
     in_window = window_mask(table, window, z_slab)
     keep = in_window & (code != -1)
@@ -406,7 +411,7 @@ def place_cell_table(
 
     vessel = kept_code == -2
     vessel_sites = None
-    if vessel_set:
+    if vessel_set or table.vessel is not None:
         vi = idx[vessel]
         vessel_sites = np.unique((vi[:, 0] * dims[1] + vi[:, 1]) * dims[2] + vi[:, 2])
     cells = ~vessel

@@ -56,6 +56,8 @@ class CellTable:
         Every row's cell-type label, as text.
     values
         The optional numeric column (e.g. pSTAT3 intensity), float64, or None.
+    vessel
+        Rows marked as vessels by a ``vessel_column`` (bool), or None.
     z_unnamed
         When no ``z_column`` was named but the table has a column that looks
         like a third coordinate (:data:`Z_NAMES`, or a third ``obsm`` column),
@@ -69,6 +71,7 @@ class CellTable:
     labels: np.ndarray
     values: np.ndarray | None
     z_unnamed: tuple[str, np.ndarray] | None = None
+    vessel: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -109,6 +112,23 @@ def _numbers(raw, key: str, column: str, path: Path) -> np.ndarray:
             "remove or fix them",
         )
     return values
+
+
+def _flags(raw, key: str, column: str, path: Path) -> np.ndarray:
+    """A 0/1 or true/false column as bool; anything else is an error."""
+    import pandas as pd
+
+    series = pd.Series(np.asarray(raw, dtype=object))
+    text = series.astype(str).str.strip().str.lower()
+    truthy, falsy = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
+    bad = ~(text.isin(truthy) | text.isin(falsy)).to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise TissueError(
+            key, f"column {column!r} of {path} must hold 0/1 or true/false; {rows.size} row(s) "
+            f"do not (first at data row {int(rows[0]) + 1}: {series.iloc[rows[0]]!r})",
+        )
+    return text.isin(truthy).to_numpy()
 
 
 def _labels(raw, key: str, column: str, path: Path) -> np.ndarray:
@@ -244,6 +264,7 @@ def read_cell_table(
     value_column: str | None = None,
     value_key: str = "stat3_column",
     spatial_key: str = "spatial",
+    vessel_column: str | None = None,
 ) -> CellTable:
     """Read the positions and labels (and one optional numeric column) of a cell table.
 
@@ -262,6 +283,8 @@ def read_cell_table(
         The ``[tissue]`` key that named ``value_column``, for error messages.
     spatial_key
         The ``obsm`` entry holding coordinates in an ``.h5ad`` file.
+    vessel_column
+        An optional 0/1 or true/false column marking vessel rows.
 
     Returns
     -------
@@ -286,6 +309,8 @@ def read_cell_table(
         want["z_column"] = z_column
     if value_column:
         want[value_key] = value_column
+    if vessel_column:
+        want["vessel_column"] = vessel_column
     if kind == "h5ad":
         frame = _read_h5ad(p, want, spatial_key)
     else:
@@ -306,4 +331,6 @@ def read_cell_table(
         labels=_labels(frame[type_column], "type_column", type_column, p),
         values=(_numbers(frame[value_column], value_key, value_column, p)
                 if value_column else None),
+        vessel=(_flags(frame[vessel_column], "vessel_column", vessel_column, p)
+                if vessel_column else None),
     )
