@@ -208,8 +208,15 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def validate_data(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
-    """Validate raw scenario data; raise :class:`ScenarioError` with every problem."""
+def validate_data(
+    data: Mapping[str, Any], source: str = "scenario", folder: Path | None = None
+) -> Scenario:
+    """Validate raw scenario data; raise :class:`ScenarioError` with every problem.
+
+    A ``[tissue]`` table's file is read and placed too (a relative path is
+    taken from ``folder``, default the working folder), and the returned
+    scenario holds its absolute path and SHA-256.
+    """
     names = name_problems(data)
     try:
         sc = Scenario.model_validate(data)
@@ -218,6 +225,10 @@ def validate_data(data: Mapping[str, Any], source: str = "scenario") -> Scenario
         seen = {where for where, _ in problems}
         raise ScenarioError(source, problems + [p for p in names if p[0] not in seen]) from None
     problems = names + consistency_problems(sc)
+    if problems:
+        raise ScenarioError(source, problems)
+    # the cell table: path made absolute, content hash pinned, cells placed
+    sc, problems = tissue_problems(sc, folder)
     if problems:
         raise ScenarioError(source, problems)
     return sc
@@ -429,12 +440,8 @@ def load_scenario(
     problems = apply_overrides(data, overrides) or nesting_problems(data)
     if problems:
         raise ScenarioError(str(path), problems)
-    scenario = validate_data(data, str(path))
+    scenario = validate_data(data, str(path), Path(path).resolve().parent)
     problems = budget_problems(scenario, allow_large=allow_large)
-    if problems:
-        raise ScenarioError(str(path), problems)
-    # the cell table: path made absolute, content hash pinned, cells placed
-    scenario, problems = tissue_problems(scenario, Path(path).resolve().parent)
     if problems:
         raise ScenarioError(str(path), problems)
     return LoadedScenario(scenario, text, Path(path), overrides)
