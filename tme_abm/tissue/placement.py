@@ -192,10 +192,13 @@ def _transform(
     table: CellTable, keep: np.ndarray, dims: tuple[int, int, int], ndim: int, site_um: float,
     scale_um: float, rotate_deg: float, flip_y: bool, window: Sequence[float] | None,
     centre_um: Sequence[float] | None, z_um: float | None, use_z: bool,
-    keep_coordinates: bool = False,
+    keep_coordinates: bool = False, frame: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Lattice positions (n, 3) in µm (z, y, x) of the kept rows."""
+    """Lattice positions (n, 3) in µm (z, y, x) of the kept rows; the table's centre is
+    that of ``frame``'s rows (default: the kept rows) when no window is given."""
     x, y = table.x[keep], table.y[keep]
+    fx = table.x[frame] if frame is not None else x
+    fy = table.y[frame] if frame is not None else y
     if keep_coordinates:  # already lattice coordinates (e.g. an exported snapshot)
         pos = np.empty((x.size, 3), dtype=np.float64)
         pos[:, 2], pos[:, 1] = x * scale_um, y * scale_um
@@ -209,8 +212,8 @@ def _transform(
     if window is not None:
         cx, cy = 0.5 * (window[0] + window[1]), 0.5 * (window[2] + window[3])
     else:
-        cx = 0.5 * (x.min() + x.max()) if x.size else 0.0
-        cy = 0.5 * (y.min() + y.max()) if y.size else 0.0
+        cx = 0.5 * (fx.min() + fx.max()) if fx.size else 0.0
+        cy = 0.5 * (fy.min() + fy.max()) if fy.size else 0.0
     ux, uy = (x - cx) * scale_um, (y - cy) * scale_um
     if flip_y:
         uy = -uy
@@ -229,10 +232,11 @@ def _transform(
         pos[:, 0] = 0.5 * site_um
     elif use_z:
         z = table.z[keep]
+        fz = table.z[frame] if frame is not None else z
         if len(window or ()) == 6:
             cz = 0.5 * (window[4] + window[5])
         else:
-            cz = 0.5 * (z.min() + z.max()) if z.size else 0.0
+            cz = 0.5 * (fz.min() + fz.max()) if fz.size else 0.0
         pos[:, 0] = (z - cz) * scale_um + centre[0]
     else:
         pos[:, 0] = centre[0] if z_um is None else z_um
@@ -303,9 +307,10 @@ def place_cell_table(
         ``[x_min, x_max, y_min, y_max]`` (``[..., z_min, z_max]`` for a 3D
         table) in table units: only rows inside are used.
     centre_um
-        Where the table's centre (the window's, else its bounding box's)
-        lands, in the order of the lattice's shape (``[y, x]`` or
-        ``[z, y, x]``); default the lattice centre.
+        Where the table's centre (the window's, else the bounding box's of
+        all its rows, ignored ones included) lands, in the order of the
+        lattice's shape (``[y, x]`` or ``[z, y, x]``); default the lattice
+        centre.
     keep_coordinates
         Take positions as lattice coordinates (µm from the lattice's corner,
         after ``scale_um``): no centring, flipping or rotating.  For tables
@@ -386,7 +391,7 @@ def place_cell_table(
     in_window = window_mask(table, window, z_slab)
     keep = in_window & (code != -1)
     pos = _transform(table, keep, dims, ndim, site_um, scale_um, rotate_deg, flip_y, window,
-                     centre_um, z_um, use_z, keep_coordinates)
+                     centre_um, z_um, use_z, keep_coordinates, frame=in_window)
     kept_rows = np.flatnonzero(keep)
     kept_code = code[keep]
     extent = np.array([n * site_um for n in dims])
