@@ -428,3 +428,18 @@ def test_compare_refuses_a_3d_run(tmp_path, capsys):
     assert code == 0, err
     code, _, err = run_cli(["compare", tmp_path / "r3.h5", scenario], capsys)
     assert code == 2 and "3D run" in err and "Traceback" not in err
+
+
+def test_tissue_metrics_of_a_table_alone_match_the_comparison(tmp_path, capsys):
+    import tme_abm
+
+    scenario = _tissue_scenario(tmp_path)
+    metrics, report = tme_abm.tissue_metrics(scenario, site_um=20.0)
+    assert report.n_placed > 0
+    assert run_cli(["run", scenario, "--out", tmp_path / "r.h5", "--quiet"], capsys)[0] == 0
+    frame, _ = tme_abm.compare_tissue(tmp_path / "r.h5", scenario, day=0)
+    by_metric = dict(zip(frame["metric"], frame["tissue"], strict=True))
+    # the table alone (its own lattice) and beside the run (the run's lattice):
+    # fractions and ratios agree to within the placement's rounding
+    for key in ("immune_fraction", "stat3_high_fraction_tumour"):
+        assert metrics[key] == pytest.approx(by_metric[key], rel=0.1)

@@ -13,8 +13,8 @@ The public API, re-exported here and imported on first use (so that
     simulate, simulate_batch parameters + seed -> summary statistics (tme_abm.calibration)
     load_calibration         read + validate a calibration file (tme_abm.calibration)
     to_anndata, to_spatialdata   a run's snapshot for scanpy/squidpy (tme_abm.tissue)
-    read_cell_table, table_to_anndata, compare_tissue   real cell tables, as AnnData;
-                             metrics of a run beside a sample
+    read_cell_table, table_to_anndata, tissue_metrics, compare_tissue   real cell
+                             tables, as AnnData; their metrics, alone or beside a run
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _EXPORTS = {
     "to_spatialdata": "tme_abm.tissue",
     "read_cell_table": "tme_abm.tissue",
     "table_to_anndata": "tme_abm.tissue",
+    "tissue_metrics": "tme_abm.tissue",
     "compare_tissue": "tme_abm.tissue",
 }
 

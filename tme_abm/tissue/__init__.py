@@ -10,7 +10,7 @@ anndata, spatialdata and squidpy (the ``scverse`` extra) are imported only by
 the functions that need them.
 """
 
-from tme_abm.tissue.compare import compare_tissue
+from tme_abm.tissue.compare import compare_tissue, tissue_metrics
 from tme_abm.tissue.export import table_to_anndata, to_anndata, to_spatialdata, write_export
 from tme_abm.tissue.placement import PlacedTissue, TissueReport, place_cell_table
 from tme_abm.tissue.table import CellTable, TissueError, read_cell_table
@@ -24,6 +24,7 @@ __all__ = [
     "place_cell_table",
     "read_cell_table",
     "table_to_anndata",
+    "tissue_metrics",
     "to_anndata",
     "to_spatialdata",
     "write_export",

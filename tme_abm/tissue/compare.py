@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tme_abm.scenario.schema import Tissue
 
 __all__ = ["COMPARED_METRICS", "compare_tissue", "load_tissue_spec", "snapshot_summary",
-           "tissue_snapshot"]
+           "tissue_metrics", "tissue_snapshot"]
 
 #: Metrics of :func:`snapshot_summary` that do not scale with the section's size.
 COMPARED_METRICS = (
@@ -198,6 +198,30 @@ def snapshot_summary(
     out["n_cells"] = float(np.count_nonzero(lattice >= 0))
     out["n_tumour_sample"] = float(comp["n_tumour"] + comp["n_immune"])
     return out
+
+
+def tissue_metrics(
+    tissue: str | Path | Mapping[str, Any] | Tissue,
+    site_um: float = 20.0,
+    margin_um: float = 100.0,
+    stat3_threshold: float = 0.5,
+) -> tuple[dict[str, float], TissueReport]:
+    """:func:`snapshot_summary` of a real cell table alone, placed at ``site_um``.
+
+    The cell types are the ones its ``labels`` map to (type roles by name, as
+    for runs: ``tumour``, ``cd8``, ``treg``); the lattice is fitted to the
+    table (:func:`tissue_snapshot`).
+
+    Returns
+    -------
+    tuple
+        The metrics and the placement report.
+    """
+    spec, _ = load_tissue_spec(tissue)
+    names = list(dict.fromkeys(spec.labels.values()))
+    snap, report = tissue_snapshot(spec, names, site_um)
+    codes = {n: k for k, n in enumerate(names)}
+    return snapshot_summary(snap, codes, site_um, margin_um, stat3_threshold), report
 
 
 def compare_tissue(
