@@ -97,6 +97,13 @@ def table_kind(path: str | Path) -> str | None:
     return None
 
 
+def _shown(value) -> str:
+    """A cell's value for a message: ``empty`` for a missing one, else quoted text."""
+    import pandas as pd
+
+    return "empty" if pd.isna(value) else repr(str(value))
+
+
 def _numbers(raw, key: str, column: str, path: Path) -> np.ndarray:
     """A column as float64; every missing or non-numeric row is an error."""
     import pandas as pd
@@ -108,7 +115,7 @@ def _numbers(raw, key: str, column: str, path: Path) -> np.ndarray:
         raise TissueError(
             key,
             f"column {column!r} of {path} has {rows.size} row(s) that are not finite numbers "
-            f"(first at data row {int(rows[0]) + 1}: {np.asarray(raw)[rows[0]]!r}); "
+            f"(first at data row {int(rows[0]) + 1}: {_shown(np.asarray(raw)[rows[0]])}); "
             "remove or fix them",
         )
     return values
@@ -177,7 +184,10 @@ def _read_frame(path: Path, kind: str, want: dict[str, str]):
         _need([str(c) for c in header], want, path)
         want.update(_z_guess([str(c) for c in header], want))
         try:
+            # labels as written (cluster ids "01" or "1.0" stay text, not numbers)
             return pd.read_csv(path, sep=sep, usecols=sorted(set(want.values())),
+                               dtype={want["type_column"]: str}, keep_default_na=False,
+                               na_values={c: ["", "NA", "NaN", "nan"] for c in want.values()},
                                low_memory=False)
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise TissueError(
