@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anndata as ad  # the scverse extra, in dev: a missing one must fail, not skip
 import numpy as np
 import pytest
 
 from tme_abm import cli
 from tme_abm.io import read_snapshot
-
-ad = pytest.importorskip("anndata")
 
 TINY = Path(__file__).parent / "data" / "tiny.toml"
 
@@ -66,7 +65,8 @@ def test_anndata_holds_every_cell_of_the_snapshot_where_it_is(run_file):
 
 
 def test_squidpy_runs_its_spatial_statistics_unchanged(run_file):
-    sq = pytest.importorskip("squidpy")
+    import squidpy as sq
+
     from tme_abm.tissue import to_anndata
 
     a = to_anndata(run_file, day=0)  # the tiny tumour is cleared by day 0.5
@@ -90,7 +90,7 @@ def test_squidpy_runs_its_spatial_statistics_unchanged(run_file):
 
 
 def test_spatialdata_round_trip_links_labels_table_and_fields(run_file, tmp_path):
-    sd = pytest.importorskip("spatialdata")
+    import spatialdata as sd
     from spatialdata.transformations import get_transformation
 
     from tme_abm.tissue import write_export
@@ -139,7 +139,6 @@ def test_a_3d_run_exports_with_three_coordinates(tmp_path, capsys):
     assert code == 0, err
     a = to_anndata(out)
     assert a.obsm["spatial"].shape[1] == 3 and "z_um" in a.obs
-    pytest.importorskip("spatialdata")
     s = to_spatialdata(out)
     assert np.asarray(s.labels["cell_labels"]).shape == (6, 20, 20)
     assert len(s.points["cell_points"]) == a.n_obs
@@ -181,7 +180,7 @@ def test_default_export_name_sits_beside_the_run(run_file, capsys):
 def test_the_shipped_section_runs_exports_and_passes_through_squidpy(tmp_path, capsys):
     """The README's example, shortened to half a day: run from the shipped table,
     export with the command, analyse the file with squidpy."""
-    sq = pytest.importorskip("squidpy")
+    import squidpy as sq
     run = tmp_path / "section.h5"
     code, _, err = run_cli(["run", "tissue_section", "--out", run, "--set",
                             "domain.duration_days=0.5"], capsys)

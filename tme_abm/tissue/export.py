@@ -65,9 +65,11 @@ def _need(module: str):
 
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ImportError as exc:
+        package = module.split(".")[0]
+        why = "it is not installed" if exc.name == package else f"importing it failed: {exc}"
         raise ImportError(
-            f"exporting needs {module.split('.')[0]}: pip install 'tme_abm[scverse]'"
+            f"exporting needs {package} ({why}): pip install 'tme_abm[scverse]'"
         ) from None
 
 
