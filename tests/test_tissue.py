@@ -442,3 +442,15 @@ def test_tissue_metrics_of_a_table_alone_match_the_comparison(tmp_path, capsys):
     # fractions and ratios agree to within the placement's rounding
     for key in ("immune_fraction", "stat3_high_fraction_tumour"):
         assert metrics[key] == pytest.approx(by_metric[key], rel=0.1)
+
+
+def test_a_table_changed_after_loading_is_refused_not_used(tmp_path):
+    from tme_abm.model import TMEModel
+    from tme_abm.scenario.tissue import _CACHE
+
+    loaded = load_scenario(_tissue_scenario(tmp_path))
+    table = tmp_path / "section.csv"
+    table.write_text(table.read_text().replace("Tumour cell", "CD8 T", 5))
+    _CACHE.clear()  # as in another process (a sweep's worker)
+    with pytest.raises(TissueError, match="changed since"):
+        TMEModel(loaded)

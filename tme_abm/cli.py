@@ -208,6 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tme_abm.io import RunExistsError
     from tme_abm.jit_notice import CompileNotice
     from tme_abm.runner import run_scenario
+    from tme_abm.tissue import TissueError
 
     try:
         # a first run compiles the kernels for about a minute: say so on stderr
@@ -218,6 +219,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
     except RunExistsError as exc:
         return _fail(str(exc))
+    except TissueError as exc:  # the cell table changed after the scenario was loaded
+        return _fail(f"{args.scenario}: tissue.{exc.key}: {exc.message}")
     except OSError as exc:  # e.g. --out under a regular file, or an unwritable directory
         return _fail(f"cannot write {out}: {exc}")
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ writes a restart checkpoint with each snapshot.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -70,8 +71,6 @@ def run_layout(model: TMEModel) -> RunLayout:
         "cell_type_labels": "|".join(ct.label or name for name, ct in sc.cell_types.items()),
     }
     if sc.tissue is not None:
-        import json
-
         from tme_abm.scenario.tissue import placed_tissue
 
         attrs["tissue_file"] = sc.tissue.file

@@ -52,8 +52,8 @@ def gib(n_bytes: float) -> str:
 
 
 def _tissue_cells(sc: Scenario) -> int:
-    """Cells a resolved scenario's tissue places (0 before it is resolved or if it fails:
-    loading reports the table's problems after the budget's)."""
+    """Cells a resolved scenario's tissue places (0 before it is resolved, or if the
+    table fails: validation reports that)."""
     from pathlib import Path
 
     from tme_abm.scenario.tissue import placed_tissue

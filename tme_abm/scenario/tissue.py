@@ -59,7 +59,9 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     """The scenario's tissue placed on its lattice (cached per file hash, spec and lattice).
 
     ``sc`` should come from :func:`resolve_tissue` (a relative path is taken
-    from the working folder here).
+    from the working folder here).  Whenever the file is read, its SHA-256 is
+    checked against the scenario's, so a table changed after the scenario was
+    loaded is refused, not silently used.
 
     Raises
     ------
@@ -69,13 +71,15 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     ts = sc.tissue
     if ts is None:
         raise ValueError("the scenario has no [tissue] table")
-    if ts.sha256 is None:
-        sc = resolve_tissue(sc, None)
-        ts = sc.tissue
     key = (ts.model_dump_json(), tuple(sc.domain.shape), sc.domain.site_um, tuple(sc.cell_types))
-    if key in _CACHE:
+    if ts.sha256 is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
+    # read from disk: the file must still be the one the scenario pinned (a sweep's
+    # worker, say, reads it after the parent hashed it)
+    sc = resolve_tissue(sc, None)
+    ts = sc.tissue
+    key = (ts.model_dump_json(), tuple(sc.domain.shape), sc.domain.site_um, tuple(sc.cell_types))
     table = read_cell_table(
         ts.file, x_column=ts.x_column, y_column=ts.y_column, z_column=ts.z_column,
         type_column=ts.type_column, value_column=ts.stat3_column, spatial_key=ts.spatial_key,
