@@ -18,7 +18,7 @@ from pathlib import Path
 from tme_abm.core.lattice import lattice_dims
 from tme_abm.scenario.schema import Scenario
 from tme_abm.tissue.placement import PlacedTissue, place_cell_table
-from tme_abm.tissue.table import TissueError, file_sha256, read_cell_table
+from tme_abm.tissue.table import TissueError, file_sha256, read_spec_table
 
 __all__ = ["placed_tissue", "resolve_tissue", "tissue_notes", "tissue_problems"]
 
@@ -55,6 +55,12 @@ def resolve_tissue(sc: Scenario, folder: Path | None) -> Scenario:
                                                                  "sha256": digest})})
 
 
+def _cache_key(sc: Scenario) -> tuple:
+    """What a placement depends on: the tissue spec (file, hash, keys) and the lattice."""
+    return (sc.tissue.model_dump_json(), tuple(sc.domain.shape), sc.domain.site_um,
+            tuple(sc.cell_types))
+
+
 def placed_tissue(sc: Scenario) -> PlacedTissue:
     """The scenario's tissue placed on its lattice (cached per file hash, spec and lattice).
 
@@ -71,7 +77,7 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     ts = sc.tissue
     if ts is None:
         raise ValueError("the scenario has no [tissue] table")
-    key = (ts.model_dump_json(), tuple(sc.domain.shape), sc.domain.site_um, tuple(sc.cell_types))
+    key = _cache_key(sc)
     if ts.sha256 is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -79,12 +85,8 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     # worker, say, reads it after the parent hashed it)
     sc = resolve_tissue(sc, None)
     ts = sc.tissue
-    key = (ts.model_dump_json(), tuple(sc.domain.shape), sc.domain.site_um, tuple(sc.cell_types))
-    table = read_cell_table(
-        ts.file, x_column=ts.x_column, y_column=ts.y_column, z_column=ts.z_column,
-        type_column=ts.type_column, value_column=ts.stat3_column, spatial_key=ts.spatial_key,
-        vessel_column=ts.vessel_column,
-    )
+    key = _cache_key(sc)
+    table = read_spec_table(ts)
     placed = place_cell_table(
         table,
         dims=lattice_dims(tuple(sc.domain.shape)),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tme_abm.tissue.placement import PlacedTissue, TissueReport, place_cell_table
-from tme_abm.tissue.table import TissueError, read_cell_table
+from tme_abm.tissue.table import TissueError, read_spec_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -122,11 +122,7 @@ def tissue_snapshot(
         ``site``, ``stat3`` when the spec names a STAT3 column) and the
         placement report.
     """
-    table = read_cell_table(
-        spec.file, x_column=spec.x_column, y_column=spec.y_column, z_column=spec.z_column,
-        type_column=spec.type_column, value_column=spec.stat3_column,
-        spatial_key=spec.spatial_key, vessel_column=spec.vessel_column,
-    )
+    table = read_spec_table(spec)
     centre, keep = spec.centre_um, spec.keep_coordinates
     if shape is None:
         shape, centre, keep = _fitted_shape(table, spec, site_um, pad_sites), None, False

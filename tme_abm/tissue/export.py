@@ -243,14 +243,10 @@ def table_to_anndata(tissue: Any, colours: dict[str, str] | None = None) -> annd
 
     from tme_abm.tissue.compare import load_tissue_spec
     from tme_abm.tissue.placement import stat3_from_values, window_mask
-    from tme_abm.tissue.table import read_cell_table
+    from tme_abm.tissue.table import read_spec_table
 
     spec, _ = load_tissue_spec(tissue)
-    table = read_cell_table(
-        spec.file, x_column=spec.x_column, y_column=spec.y_column, z_column=spec.z_column,
-        type_column=spec.type_column, value_column=spec.stat3_column,
-        spatial_key=spec.spatial_key, vessel_column=spec.vessel_column,
-    )
+    table = read_spec_table(spec)
     labels = np.asarray(table.labels, dtype=object)
     keep = np.isin(labels, list(spec.labels)) & window_mask(table, spec.window, spec.z_slab)
     if table.vessel is not None:

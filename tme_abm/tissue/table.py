@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CellTable", "TissueError", "file_sha256", "read_cell_table", "TABLE_SUFFIXES"]
+__all__ = ["CellTable", "TissueError", "file_sha256", "read_cell_table", "read_spec_table",
+           "TABLE_SUFFIXES"]
 
 #: Column names taken for a third coordinate when no ``z_column`` is named.
 Z_NAMES = ("z", "Z", "z_um", "Z_um", "z_position", "centroid_z", "Centroid_Z")
@@ -343,4 +344,15 @@ def read_cell_table(
                 if value_column else None),
         vessel=(_flags(frame[vessel_column], "vessel_column", vessel_column, p)
                 if vessel_column else None),
+    )
+
+
+def read_spec_table(spec) -> CellTable:
+    """:func:`read_cell_table` with the columns a ``[tissue]`` spec names (any object
+    with its attributes: ``file``, ``x_column``, ``y_column``, ``z_column``,
+    ``type_column``, ``stat3_column``, ``spatial_key``, ``vessel_column``)."""
+    return read_cell_table(
+        spec.file, x_column=spec.x_column, y_column=spec.y_column, z_column=spec.z_column,
+        type_column=spec.type_column, value_column=spec.stat3_column,
+        spatial_key=spec.spatial_key, vessel_column=spec.vessel_column,
     )
