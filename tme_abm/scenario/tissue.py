@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tme_abm.core.lattice import lattice_dims
 from tme_abm.scenario.schema import Scenario
-from tme_abm.tissue.placement import PlacedTissue, place_cell_table
+from tme_abm.tissue.placement import PlacedTissue, place_spec_table
 from tme_abm.tissue.table import TissueError, file_sha256, read_spec_table
 
 __all__ = ["placed_tissue", "resolve_tissue", "tissue_notes", "tissue_problems"]
@@ -77,36 +77,29 @@ def placed_tissue(sc: Scenario) -> PlacedTissue:
     ts = sc.tissue
     if ts is None:
         raise ValueError("the scenario has no [tissue] table")
-    key = _cache_key(sc)
-    if ts.sha256 is not None and key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+    if ts.sha256 is not None and _cache_key(sc) in _CACHE:
+        return _cached(sc)
     # read from disk: the file must still be the one the scenario pinned (a sweep's
     # worker, say, reads it after the parent hashed it)
-    sc = resolve_tissue(sc, None)
+    return _place(resolve_tissue(sc, None))
+
+
+def _cached(sc: Scenario) -> PlacedTissue:
+    key = _cache_key(sc)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
+def _place(sc: Scenario) -> PlacedTissue:
+    """Read and place the table of a scenario just resolved (its hash just checked)."""
     ts = sc.tissue
     key = _cache_key(sc)
+    if key in _CACHE:
+        return _cached(sc)
     table = read_spec_table(ts)
-    placed = place_cell_table(
-        table,
-        dims=lattice_dims(tuple(sc.domain.shape)),
-        ndim=len(sc.domain.shape),
-        site_um=sc.domain.site_um,
-        labels=ts.labels,
-        type_codes={name: k for k, name in enumerate(sc.cell_types)},
-        vessel_labels=ts.vessel_labels,
-        ignore_labels=ts.ignore_labels,
-        scale_um=ts.scale_um,
-        rotate_deg=ts.rotate_deg,
-        flip_y=ts.flip_y,
-        window=ts.window,
-        centre_um=ts.centre_um,
-        keep_coordinates=ts.keep_coordinates,
-        z_slab=ts.z_slab,
-        z_um=ts.z_um,
-        outside=ts.outside,
-        max_shift_um=ts.max_shift_um,
-        stat3_range=ts.stat3_range,
+    placed = place_spec_table(
+        table, ts, dims=lattice_dims(tuple(sc.domain.shape)), ndim=len(sc.domain.shape),
+        site_um=sc.domain.site_um, type_codes={name: k for k, name in enumerate(sc.cell_types)},
     )
     _CACHE[key] = placed
     while len(_CACHE) > _CACHE_SIZE:
@@ -120,7 +113,7 @@ def tissue_problems(sc: Scenario, folder: Path | None) -> tuple[Scenario, list[t
         return sc, []
     try:
         sc = resolve_tissue(sc, folder)
-        placed_tissue(sc)
+        _place(sc)  # hashed just now: no second hash
     except TissueError as exc:
         return sc, [(f"tissue.{exc.key}" if exc.key else "tissue", exc.message)]
     return sc, []

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tme_abm.tissue.placement import PlacedTissue, TissueReport, place_cell_table
+from tme_abm.tissue.placement import PlacedTissue, TissueReport, place_spec_table
 from tme_abm.tissue.table import TissueError, read_spec_table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,14 +126,10 @@ def tissue_snapshot(
     centre, keep = spec.centre_um, spec.keep_coordinates
     if shape is None:
         shape, centre, keep = _fitted_shape(table, spec, site_um, pad_sites), None, False
-    codes = {name: k for k, name in enumerate(type_names)}
-    placed: PlacedTissue = place_cell_table(
-        table, dims=(1, *shape), ndim=2, site_um=site_um, labels=spec.labels,
-        type_codes=codes, vessel_labels=spec.vessel_labels, ignore_labels=spec.ignore_labels,
-        scale_um=spec.scale_um, rotate_deg=spec.rotate_deg, flip_y=spec.flip_y,
-        window=spec.window, centre_um=centre, keep_coordinates=keep, z_slab=spec.z_slab,
-        outside="error",
-        max_shift_um=spec.max_shift_um, stat3_range=spec.stat3_range,
+    placed: PlacedTissue = place_spec_table(
+        table, spec, dims=(1, *shape), ndim=2, site_um=site_um,
+        type_codes={name: k for k, name in enumerate(type_names)},
+        centre_um=centre, keep_coordinates=keep, z_um=None, outside="error",
     )
     lattice = np.full(shape[0] * shape[1], -1, dtype=np.int8)
     lattice[placed.sites] = placed.types

@@ -242,7 +242,7 @@ def table_to_anndata(tissue: Any, colours: dict[str, str] | None = None) -> annd
     import pandas as pd
 
     from tme_abm.tissue.compare import load_tissue_spec
-    from tme_abm.tissue.placement import stat3_from_values, window_mask
+    from tme_abm.tissue.placement import stat3_from_values, table_positions_um, window_mask
     from tme_abm.tissue.table import read_spec_table
 
     spec, _ = load_tissue_spec(tissue)
@@ -251,15 +251,12 @@ def table_to_anndata(tissue: Any, colours: dict[str, str] | None = None) -> annd
     keep = np.isin(labels, list(spec.labels)) & window_mask(table, spec.window, spec.z_slab)
     if table.vessel is not None:
         keep &= ~table.vessel
-    x, y = table.x[keep], table.y[keep]
-    cx, cy = 0.5 * (x.min() + x.max()), 0.5 * (y.min() + y.max())
-    ux, uy = (x - cx) * spec.scale_um, (y - cy) * spec.scale_um
-    if spec.flip_y:
-        uy = -uy
-    theta = math.radians(spec.rotate_deg)
-    px = math.cos(theta) * ux - math.sin(theta) * uy
-    py = math.sin(theta) * ux + math.cos(theta) * uy
-    spatial = np.stack([px - px.min(), py - py.min()], axis=1)
+    # the geometry a run would use (scale, flip, rotation), then shifted to start at 0
+    pos = table_positions_um(
+        table, keep, (1, 1, 1), 2, 1.0, spec.scale_um, spec.rotate_deg, spec.flip_y, None,
+        [0.0, 0.0], None, False, spec.keep_coordinates,
+    )
+    spatial = np.stack([pos[:, 2] - pos[:, 2].min(), pos[:, 1] - pos[:, 1].min()], axis=1)
     types = [spec.labels[label] for label in labels[keep]]
     order = list(dict.fromkeys(spec.labels.values()))
     obs = pd.DataFrame(index=pd.Index([str(i) for i in np.flatnonzero(keep)], name="row"))

@@ -22,14 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
 
 from tme_abm.tissue.table import CellTable, TissueError
 
-__all__ = ["PlacedTissue", "TissueReport", "place_cell_table", "shift_offsets",
-           "stat3_from_values", "window_mask"]
+__all__ = ["PlacedTissue", "TissueReport", "place_cell_table", "place_spec_table",
+           "shift_offsets", "stat3_from_values", "table_positions_um", "window_mask"]
 
 
 @dataclass(frozen=True)
@@ -188,14 +189,15 @@ def window_mask(table: CellTable, window: Sequence[float] | None, z_slab) -> np.
     return keep
 
 
-def _transform(
+def table_positions_um(
     table: CellTable, keep: np.ndarray, dims: tuple[int, int, int], ndim: int, site_um: float,
     scale_um: float, rotate_deg: float, flip_y: bool, window: Sequence[float] | None,
     centre_um: Sequence[float] | None, z_um: float | None, use_z: bool,
     keep_coordinates: bool = False, frame: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Lattice positions (n, 3) in µm (z, y, x) of the kept rows; the table's centre is
-    that of ``frame``'s rows (default: the kept rows) when no window is given."""
+    """Lattice positions (n, 3) in µm (z, y, x) of the kept rows, by the geometry of
+    :func:`place_cell_table`; the table's centre is that of ``frame``'s rows
+    (default: the kept rows) when no window is given."""
     x, y = table.x[keep], table.y[keep]
     fx = table.x[frame] if frame is not None else x
     fy = table.y[frame] if frame is not None else y
@@ -390,7 +392,7 @@ def place_cell_table(
 
     in_window = window_mask(table, window, z_slab)
     keep = in_window & (code != -1)
-    pos = _transform(table, keep, dims, ndim, site_um, scale_um, rotate_deg, flip_y, window,
+    pos = table_positions_um(table, keep, dims, ndim, site_um, scale_um, rotate_deg, flip_y, window,
                      centre_um, z_um, use_z, keep_coordinates, frame=in_window)
     kept_rows = np.flatnonzero(keep)
     kept_code = code[keep]
@@ -471,3 +473,27 @@ def place_cell_table(
         sites=out_site[ok], types=placed_codes, stat3=stat3, vessel_sites=vessel_sites,
         rows=c_rows[ok], position_um=c_pos[ok], report=report,
     )
+
+
+def place_spec_table(
+    table: CellTable,
+    spec: Any,
+    *,
+    dims: tuple[int, int, int],
+    ndim: int,
+    site_um: float,
+    type_codes: Mapping[str, int],
+    **overrides: Any,
+) -> PlacedTissue:
+    """:func:`place_cell_table` with the geometry a ``[tissue]`` spec gives (any object
+    with its attributes: ``labels``, ``vessel_labels``, ``ignore_labels``,
+    ``scale_um``, ``rotate_deg``, ``flip_y``, ``window``, ``centre_um``,
+    ``keep_coordinates``, ``z_slab``, ``z_um``, ``outside``, ``max_shift_um``,
+    ``stat3_range``); ``overrides`` replace single keys."""
+    keys = ("labels", "vessel_labels", "ignore_labels", "scale_um", "rotate_deg", "flip_y",
+            "window", "centre_um", "keep_coordinates", "z_slab", "z_um", "outside",
+            "max_shift_um", "stat3_range")
+    kwargs = {k: getattr(spec, k) for k in keys}
+    kwargs.update(overrides)
+    return place_cell_table(table, dims=dims, ndim=ndim, site_um=site_um,
+                            type_codes=type_codes, **kwargs)
