@@ -1,5 +1,5 @@
-"""The ``tme-abm`` command: run, validate, inspect, sweep, calibrate, sensitivity, plot,
-movie, viz, export, compare, bench, scenarios, init.
+"""The ``tme-abm`` command: run, resume, fork, validate, inspect, sweep, calibrate,
+sensitivity, plot, movie, viz, export, compare, bench, scenarios, init.
 
 ``run``, ``validate``, ``viz``, ``sweep`` and ``calibrate`` take a file or, when no
 such file exists, the name of a shipped example (``tme-abm scenarios`` lists them).
@@ -129,7 +129,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="most browser tabs with a live model at once (default: as many "
                           "as half the free memory holds, at 512 MB each)")
 
+    from tme_abm.restart.command import add_fork_arguments, add_resume_arguments
     from tme_abm.tissue.command import add_compare_arguments, add_export_arguments
+
+    add_resume_arguments(sub.add_parser(
+        "resume", help="complete an interrupted run from its last checkpoint"))
+    add_fork_arguments(sub.add_parser(
+        "fork", help="a new run from a checkpoint of a run, with changes from then on"))
 
     add_export_arguments(sub.add_parser(
         "export", help="a run's snapshot as AnnData (.h5ad) or SpatialData (.zarr) for "
@@ -202,6 +208,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else default_output_path(loaded)
     if out.exists() and not args.force:
         return _fail(f"{out} already exists; use --force to replace it")
+    from tme_abm.io.writer import partial_path_for
+
+    if partial_path_for(out).exists() and not args.force:
+        return _fail(
+            f"{partial_path_for(out)} is an interrupted run: continue it with "
+            f"tme-abm resume {partial_path_for(out)}\n"
+            "or start it again from the beginning with --force"
+        )
     if out.exists() and out.is_dir():
         return _fail(f"{out} is a directory; --out needs a file name such as run.h5")
     # the model, Mesa and numba load only once the input is known to be good
@@ -225,7 +239,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {out}: {exc}")
     except KeyboardInterrupt:
         print(
-            f"\ntme-abm: interrupted; completed snapshots are in {out}.partial",
+            f"\ntme-abm: interrupted; completed snapshots are in {out}.partial; "
+            f"continue with: tme-abm resume {out}.partial",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -581,6 +596,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from tme_abm.restart.command import resume_main
+
+    return resume_main(args)
+
+
+def _cmd_fork(args: argparse.Namespace) -> int:
+    from tme_abm.restart.command import fork_main
+
+    return fork_main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from tme_abm.benchmark.command import main as bench_main
 
@@ -604,6 +631,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sensitivity": _cmd_sensitivity,
         "bench": _cmd_bench,
         "export": _cmd_export,
+        "resume": _cmd_resume,
+        "fork": _cmd_fork,
         "compare": _cmd_compare,
         "scenarios": _cmd_scenarios,
         "init": _cmd_init,

@@ -120,12 +120,88 @@ class TMEModel(mesa.Model):
         self.n_ticks = self.params.n_ticks
         self._summary_tick = -1
         self._summary: dict[str, float] = {}
-        self.datacollector = SeriesCollector(
-            model_reporters={name: partial(_series_value, name) for name in self.series_names()},
-            max_rows=series_rows,
-        )
+        self._series_rows = series_rows
+        self.datacollector = self._new_collector()
         self.datacollector.collect(self)
         self.running = True
+
+    def _new_collector(self) -> SeriesCollector:
+        return SeriesCollector(
+            model_reporters={name: partial(_series_value, name) for name in self.series_names()},
+            max_rows=self._series_rows,
+        )
+
+    @classmethod
+    def from_run(
+        cls,
+        path: str | Path,
+        day: float | None = None,
+        *,
+        scenario: str | Path | None = None,
+        overrides: Mapping[str, Any] | Iterable[str] = (),
+        seed: int | None = None,
+        series_rows: int | None = None,
+    ) -> TMEModel:
+        """A model continuing from a checkpoint of a run file: a fork in a notebook.
+
+        Parameters
+        ----------
+        path
+            A run file (complete or ``.partial``).
+        day
+            Start from the checkpoint nearest this simulated day (None: the
+            latest). Checkpoints exist at the last snapshot and at the days
+            listed in the run's ``output.checkpoint_days``.
+        scenario
+            Continue with this scenario file instead of the run's own (the
+            lattice, cell types, fields and time step must match).
+        overrides
+            ``{"dotted.key": value}`` or ``["dotted.key=value"]`` applied on top
+            (e.g. a therapy that starts at ``day`` or later).
+        seed
+            The seed from ``day`` on (default: the run's).
+        series_rows
+            As for :class:`TMEModel`.
+
+        Returns
+        -------
+        TMEModel
+            At the checkpoint's tick; ``step()`` continues from there, and
+            with no changes it continues exactly as the run did.
+
+        Raises
+        ------
+        tme_abm.restart.ForkError
+            If the file has no checkpoint near ``day`` or the changes cannot
+            be applied from there (the message says which).
+        """
+        from tme_abm.restart import fork_model
+
+        return fork_model(
+            path, day, scenario=scenario, overrides=_override_strings(overrides), seed=seed,
+            series_rows=series_rows,
+        ).model
+
+    def restore_checkpoint(
+        self, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]
+    ) -> None:
+        """Replace the state with a checkpoint's (``read_checkpoint``'s output).
+
+        The series collected so far are dropped and collection restarts at
+        the checkpoint's tick; Mesa's ``steps`` becomes that tick.
+
+        Raises
+        ------
+        ValueError
+            If the checkpoint does not fit this model's lattice, fields or
+            cell types.
+        """
+        self.engine.restore(dict(arrays), dict(attrs))
+        self._summary_tick = -1
+        self.steps = self.engine.tick
+        self.running = self.engine.tick < self.n_ticks
+        self.datacollector = self._new_collector()
+        self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ Mesa
     def step(self) -> None:

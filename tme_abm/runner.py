@@ -4,7 +4,9 @@ This is the piece between the model and the file: it decides when to take
 snapshots (tick 0, every ``output.snapshot_every_min``, and the last tick),
 records the model-level series every tick (straight to the run file: the
 model keeps none of them in memory, so a long run's memory stays flat), and
-writes a restart checkpoint with each snapshot.
+commits a restart checkpoint with each snapshot (keeping a copy at the
+snapshots nearest ``output.checkpoint_days``). :func:`advance` is the loop
+shared with resumed and forked runs (:mod:`tme_abm.restart`).
 """
 
 from __future__ import annotations
@@ -89,14 +91,92 @@ def run_layout(model: TMEModel) -> RunLayout:
     )
 
 
-def _snapshot(writer: RunWriter, model: TMEModel, layout: RunLayout) -> None:
+def snapshot_every(model: TMEModel) -> int:
+    """Ticks between snapshots (``output.snapshot_every_min`` in ticks, at least 1)."""
+    return max(1, round(model.scenario.output.snapshot_every_min / model.params.dt_min))
+
+
+def is_snapshot_tick(tick: int, every: int, n_ticks: int) -> bool:
+    """Whether a run takes a snapshot after ``tick`` (tick 0, every ``every``, the last)."""
+    return tick % every == 0 or tick == n_ticks
+
+
+def kept_checkpoint_ticks(model: TMEModel) -> frozenset[int]:
+    """Snapshot ticks whose checkpoint is kept: for each of
+    ``output.checkpoint_days``, the snapshot nearest that day (the earlier
+    one on a tie)."""
+    every, n = snapshot_every(model), model.n_ticks
+    out = set()
+    for day in model.scenario.output.checkpoint_days:
+        tick = min(n, max(0, round(day * 1440.0 / model.params.dt_min)))
+        lo = (tick // every) * every
+        hi = min(lo + every, n)
+        out.add(lo if tick - lo <= hi - tick else hi)
+    return frozenset(out)
+
+
+def _snapshot(writer: RunWriter, model: TMEModel, layout: RunLayout, keep: bool = False) -> None:
+    """Write the model's current state as a snapshot, with its checkpoint."""
     e = model.engine
     index = {f: i for i, f in enumerate(model.params.field_names)}
     fields = {f: e.field_grid(index[f]) for f in layout.field_names}
     cells = e.cells.columns() if layout.cell_columns else {}
-    writer.write_snapshot(e.time_min, e.cell_type_grid(), fields, cells)
     arrays, scalars = e.checkpoint()
-    writer.write_checkpoint(arrays, {**scalars, "time_min": e.time_min, "seed": model.seed})
+    writer.write_snapshot(
+        e.time_min, e.cell_type_grid(), fields, cells,
+        checkpoint=(arrays, {**scalars, "time_min": e.time_min, "seed": model.seed}),
+        keep_checkpoint=keep,
+    )
+
+
+def advance(
+    model: TMEModel,
+    writer: RunWriter,
+    *,
+    progress: bool | None = True,
+    on_tick: Callable[[TMEModel], None] | None = None,
+) -> int:
+    """Step ``model`` to the end of its run, writing every tick's series and
+    each due snapshot (with its checkpoint) to ``writer``.
+
+    The model may start at any tick (a resumed or forked run): snapshots
+    fall on the same ticks as in a run from the start.
+
+    Returns
+    -------
+    int
+        Snapshots written.
+    """
+    layout = writer.layout
+    every = snapshot_every(model)
+    keep = kept_checkpoint_ticks(model)
+    n_ticks = model.n_ticks
+    snapshots = 0
+    days = n_ticks * model.params.dt_min / 1440.0
+    bar = tqdm(
+        total=n_ticks, initial=model.engine.tick,
+        disable=None if progress is None else not progress,
+        unit="tick", file=sys.stderr, dynamic_ncols=True,
+        desc=f"{model.scenario.name} ({days:g} d)",
+    )
+    with bar:
+        while model.running:
+            model.step()
+            writer.append_timeseries(model.time_min, model.summary())
+            tick = model.engine.tick
+            if is_snapshot_tick(tick, every, n_ticks):
+                _snapshot(writer, model, layout, keep=tick in keep)
+                snapshots += 1
+                s = model.summary()
+                bar.set_postfix(
+                    tumour=s.get("count_tumour", math.nan),
+                    cells=model.engine.cells.n,
+                    refresh=False,
+                )
+            bar.update(1)
+            if on_tick is not None:
+                on_tick(model)
+    return snapshots
 
 
 def run_scenario(
@@ -138,43 +218,17 @@ def run_scenario(
     # DataCollector too would grow memory by ~1.5 KB a tick for nothing
     model = TMEModel(loaded, seed=seed, series_rows=0)
     layout = run_layout(model)
-    every = max(1, round(loaded.scenario.output.snapshot_every_min / model.params.dt_min))
-    n_ticks = model.n_ticks
-    snapshots = 0
-    disable = None if progress is None else not progress
     with RunWriter(
         out, layout, force=force, compression_level=loaded.scenario.output.compression_level
     ) as writer:
         writer.append_timeseries(model.time_min, model.summary())
-        _snapshot(writer, model, layout)
-        snapshots += 1
-        days = n_ticks * model.params.dt_min / 1440.0
-        bar = tqdm(
-            total=n_ticks, disable=disable, unit="tick", file=sys.stderr, dynamic_ncols=True,
-            desc=f"{loaded.scenario.name} ({days:g} d)",
-        )
-        with bar:
-            while model.running:
-                model.step()
-                writer.append_timeseries(model.time_min, model.summary())
-                tick = model.engine.tick
-                if tick % every == 0 or tick == n_ticks:
-                    _snapshot(writer, model, layout)
-                    snapshots += 1
-                    s = model.summary()
-                    bar.set_postfix(
-                        tumour=s.get("count_tumour", math.nan),
-                        cells=model.engine.cells.n,
-                        refresh=False,
-                    )
-                bar.update(1)
-                if on_tick is not None:
-                    on_tick(model)
+        _snapshot(writer, model, layout, keep=0 in kept_checkpoint_ticks(model))
+        snapshots = 1 + advance(model, writer, progress=progress, on_tick=on_tick)
         path = writer.close()
     return RunResult(
         path=path,
         seconds=time.perf_counter() - start,
-        ticks=n_ticks,
+        ticks=model.n_ticks,
         snapshots=snapshots,
         final=dict(model.summary()),
     )

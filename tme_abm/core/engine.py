@@ -574,10 +574,52 @@ class Engine:
         arrays["conc"] = self.conc.copy()
         arrays["priming"] = self.priming.copy()
         arrays["priming_suppression"] = self.priming_suppression.copy()
+        arrays["vessel_sites"] = self.vessel_sites.copy()
         return arrays, {"tick": self.tick, "next_id": c.next_id, "n_cells": c.n}
 
+    def _check_restorable(self, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
+        p = self.params
+        need = [name for name, _, _ in CELL_COLUMNS] + ["behaviours", "conc", "priming"]
+        missing = [k for k in need if k not in arrays]
+        if missing:
+            raise ValueError(f"checkpoint lacks {', '.join(missing)}")
+        n = int(scalars["n_cells"])
+        if arrays["conc"].shape != self.conc.shape:
+            raise ValueError(
+                f"checkpoint fields have shape {arrays['conc'].shape}, this scenario's "
+                f"{self.conc.shape} (lattice z, y, x and number of fields)"
+            )
+        if arrays["behaviours"].shape != (n, self.cells.behaviours.shape[1]):
+            raise ValueError(
+                f"checkpoint behaviours have shape {arrays['behaviours'].shape}, expected "
+                f"({n}, {self.cells.behaviours.shape[1]})"
+            )
+        if len(arrays["priming"]) != p.n_types:
+            raise ValueError(
+                f"checkpoint has {len(arrays['priming'])} cell types, this scenario {p.n_types}"
+            )
+        types = arrays["type"]
+        if n and (types.min() < 0 or types.max() >= p.n_types):
+            raise ValueError("checkpoint cell types do not fit this scenario")
+        sites = arrays["site"]
+        if n and (sites.min() < 0 or sites.max() >= self.n_sites):
+            raise ValueError("checkpoint cell sites lie outside this lattice")
+        vessels = arrays.get("vessel_sites")
+        if vessels is not None and len(vessels) and (
+            vessels.min() < 0 or vessels.max() >= self.n_sites
+        ):
+            raise ValueError("checkpoint vessel sites lie outside this lattice")
+
     def restore(self, arrays: dict[str, np.ndarray], scalars: dict[str, int]) -> None:
-        """Replace the state with one saved by :meth:`checkpoint`."""
+        """Replace the state with one saved by :meth:`checkpoint`.
+
+        Raises
+        ------
+        ValueError
+            If the arrays do not fit this engine (another lattice, other
+            fields or cell types, or a missing array); the state is then unchanged.
+        """
+        self._check_restorable(arrays, scalars)
         c = self.cells
         n = int(scalars["n_cells"])
         c.n = 0
@@ -593,5 +635,8 @@ class Engine:
         self.priming[:] = arrays["priming"]
         # absent from checkpoints written before priming suppression existed
         self.priming_suppression[:] = arrays.get("priming_suppression", 0.0)
+        # absent from checkpoints written before format 1.2 (then placed as at the start)
+        if "vessel_sites" in arrays:
+            self.vessel_sites = np.asarray(arrays["vessel_sites"], dtype=np.int64).copy()
         self.tick = int(scalars["tick"])
         self._set_tables()

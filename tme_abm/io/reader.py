@@ -19,9 +19,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from tme_abm.io.checkpoints import (
+    CHECKPOINT_GROUP,
+    CheckpointError,
+    checkpoint_candidates,
+    read_checkpoint_group,
+)
 from tme_abm.io.writer import (
     CELL_DIM,
-    CHECKPOINT_GROUP,
     EMPTY_CODE,
     EMPTY_NAME,
     FORMAT_NAME,
@@ -293,10 +298,13 @@ def run_summary(path: str | Path) -> dict[str, Any]:
             summary["fields"].append(entry)
         if CHECKPOINT_GROUP in f:
             summary["checkpoint"] = {k: _py(v) for k, v in f[CHECKPOINT_GROUP].attrs.items()}
+        summary["kept_checkpoint_days"] = [
+            c.day for c in reversed(checkpoint_candidates(f)) if c.kept
+        ]
     if not complete:
         summary["note"] = (
             f"partial file: an interrupted (or still running) run; its {n} completed "
-            "snapshots are all readable"
+            f"snapshots are all readable; continue it with: tme-abm resume {p}"
         )
     elif p.name.endswith(PARTIAL_SUFFIX):
         summary["note"] = "run completed but the file was not renamed from .partial"
@@ -385,6 +393,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if ck:
         where = ", ".join(f"{k} {ck[k]}" for k in ("tick", "time_min") if k in ck)
         rows.append(("checkpoint", where or "present"))
+    kept = s.get("kept_checkpoint_days")
+    if kept:
+        rows.append(("kept checkpoints", "days " + ", ".join(f"{d:g}" for d in kept)))
     rows.append(("file size", _fmt_size(s["file_size_bytes"])))
     for key, value in sorted(s.get("attrs", {}).items()):
         text = str(value)
@@ -555,13 +566,19 @@ def read_timeseries(path: str | Path) -> dict[str, np.ndarray]:
         return out
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read the latest checkpoint written by ``RunWriter.write_checkpoint``.
+def read_checkpoint(
+    path: str | Path, day: float | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint: the latest one, or the one nearest a day.
 
     Parameters
     ----------
     path
         A run file, complete or ``.partial``.
+    day
+        None: the latest checkpoint (``/checkpoint``). A number: the
+        checkpoint (latest or kept, see ``output.checkpoint_days``) whose
+        time is nearest this simulated day.
 
     Returns
     -------
@@ -572,23 +589,18 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
     Raises
     ------
     RunFileError
-        If the file is not a run file or holds no checkpoint.
+        If the file is not a run file, holds no checkpoint, or the checkpoint
+        is damaged (an array does not match its checksum).
     """
     p = Path(path)
     with _open_run(p) as f:
-        if CHECKPOINT_GROUP not in f:
+        found = checkpoint_candidates(f)
+        if not found:
             raise RunFileError(f"{p} holds no checkpoint")
-        grp = f[CHECKPOINT_GROUP]
-        arrays: dict[str, np.ndarray] = {}
-        for name, ds in grp.items():
-            if not isinstance(ds, h5py.Dataset) or _is_scale(ds):
-                continue
-            kind = _py(ds.attrs.get("tme_abm_dtype", ""))
-            if kind == "str":
-                arrays[name] = np.asarray(ds.asstr()[()], dtype=str)
-            elif kind == "bool":
-                arrays[name] = ds[()].astype(bool)
-            else:
-                arrays[name] = ds[()]
-        attrs = {k: _py(v) for k, v in grp.attrs.items()}
-        return arrays, attrs
+        chosen = found[0]
+        if day is not None:
+            chosen = min(found, key=lambda c: (abs(c.day - float(day)), -c.tick))
+        try:
+            return read_checkpoint_group(f[chosen.name])
+        except CheckpointError as exc:
+            raise RunFileError(f"{p}: {exc}") from exc

@@ -69,7 +69,7 @@ import importlib.metadata
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,19 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from tme_abm.io.checkpoints import (
+    CHECKPOINT_GROUP,
+    CHECKPOINT_OLD,
+    CHECKPOINT_TMP,
+    CRC_ATTR,
+    KEPT_GROUP,
+    CheckpointError,
+    array_crc32,
+    checkpoint_candidates,
+    kept_name,
+    read_checkpoint_group,
+)
 
 __all__ = [
     "CELL_DIM",
@@ -91,6 +104,7 @@ __all__ = [
     "RunExistsError",
     "RunLayout",
     "RunWriter",
+    "ResumePoint",
     "cell_type_flags",
     "checkpoint_chunks",
     "partial_path_for",
@@ -104,7 +118,13 @@ FORMAT_NAME = "tme-abm-run"
 #: ``flag_meanings.split()[code]`` is right for every code in Python. In 1.0
 #: only the lattice had them, with ``empty`` first. Readers pair
 #: ``flag_values`` with ``flag_meanings`` and so read both.
-FORMAT_VERSION = "1.1"
+#: 1.2: each snapshot's checkpoint is committed with the snapshot (the two are
+#: never one snapshot apart), every checkpoint array carries a ``crc32``
+#: attribute, the checkpoint holds ``vessel_sites``, snapshots chosen by
+#: ``output.checkpoint_days`` keep a copy under ``/checkpoints/s<index>``,
+#: and the root attribute ``chunk_sites`` records the tile size. Readers of
+#: 1.1 read 1.2 files.
+FORMAT_VERSION = "1.2"
 TIME_UNITS = "minutes"
 LENGTH_UNITS = "um"
 CELL_DIM = "cell"
@@ -115,7 +135,6 @@ EMPTY_CODE = -1
 EMPTY_NAME = "empty"
 #: The per-cell column (and checkpoint array) that holds cell-type codes.
 TYPE_COLUMN = "type"
-CHECKPOINT_GROUP = "checkpoint"
 
 # netCDF-4 marks a dimension scale that is not a coordinate variable this way;
 # h5netcdf and netCDF-C then expose a named dimension without a variable.
@@ -137,8 +156,6 @@ _CHANNEL_AXIS_MAX = 64
 _COLUMN_CHUNK = 16384  # rows; uncompressed, so kept modest (128 KiB for int64)
 _SERIES_CHUNK = 1024
 _TIME_CHUNK = 256
-_CHECKPOINT_TMP = "_checkpoint_tmp"
-_CHECKPOINT_OLD = "_checkpoint_old"
 # Storage for datasets that grow along one axis by appending rows (time copies,
 # row_size, cell columns, time series): chunked but NOT compressed. Appending
 # to a compressed dataset rewrites its last, partly filled chunk at a new file
@@ -551,6 +568,133 @@ class RunWriter:
             self._partial.unlink(missing_ok=True)
             raise
 
+    # ---------------------------------------------------------------- reopen
+    @classmethod
+    def reopen(
+        cls,
+        partial: str | Path,
+        *,
+        before_truncate: Callable[[ResumePoint], None] | None = None,
+    ) -> tuple[RunWriter, ResumePoint]:
+        """Open an interrupted run's ``.partial`` to continue writing it.
+
+        The newest checkpoint that reads back whole (every array matches its
+        checksum) and belongs to a snapshot whose data are complete is
+        chosen; everything written after that snapshot (snapshot rows, cell
+        rows, time-series ticks, later kept checkpoints, a half-committed
+        checkpoint) is cut, the chosen checkpoint becomes ``/checkpoint``,
+        and the file is flushed before anything new is written. Continuing
+        from the returned state with the same scenario and seed then writes
+        exactly what the uninterrupted run would have.
+
+        Parameters
+        ----------
+        partial
+            The ``<path>.partial`` of an interrupted run.
+        before_truncate
+            Called with the chosen point before the file is changed; an
+            exception from it leaves the file untouched (a caller builds and
+            restores its model here).
+
+        Returns
+        -------
+        tuple
+            The writer (its :attr:`final_path` is ``<path>``) and the
+            :class:`ResumePoint` to restore the model from.
+
+        Raises
+        ------
+        CheckpointError
+            If the file holds no usable checkpoint (nothing is changed).
+        OSError
+            If the file cannot be opened for writing.
+        """
+        partial = Path(partial)
+        if not partial.name.endswith(PARTIAL_SUFFIX):
+            raise ValueError(f"{partial} is not a .partial file")
+        f = h5py.File(partial, "r+", **_CHUNK_CACHE)
+        try:
+            point = _choose_resume_point(f)
+            layout = _layout_from_file(f)
+            if before_truncate is not None:
+                before_truncate(point)
+            self = cls.__new__(cls)
+            self._layout = layout
+            self._final = partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
+            self._partial = partial
+            self._chunk_sites = int(f.attrs.get("chunk_sites", CHUNK_SITES))
+            level = f["lattice/cell_type"].compression_opts
+            self._gzip = {
+                "compression": "gzip",
+                "compression_opts": int(level or 0),
+                "shuffle": True,
+            }
+            self._file = f
+            self._bind_existing()
+            self._truncate_to(point)
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        self._closed_path = None
+        self._ts_buffer = []
+        return self, point
+
+    def _bind_existing(self) -> None:
+        """Take the dataset handles of an existing run file."""
+        f = self._file
+        self._root_time = f["time"]
+        self._cell_type = f["lattice/cell_type"]
+        self._fields = {name: f["fields"][name] for name in self._layout.field_names}
+        cells = f["cells"]
+        self._cell_dim = cells[CELL_DIM]
+        self._columns = {
+            name: (cells[name], np.dtype(dtype)) for name, dtype, _ in self._layout.cell_columns
+        }
+        self._row_size = cells["row_size"]
+        self._tick_time = f["timeseries"][TICK_DIM]
+        self._series = {name: f["timeseries"][name] for name in self._layout.timeseries_names}
+        self._time_copies = (f["lattice/time"], f["fields/time"], cells["time"])
+
+    def _truncate_to(self, point: ResumePoint) -> None:
+        """Cut the file back to the snapshot of ``point`` and make its
+        checkpoint ``/checkpoint``."""
+        f = self._file
+        n = point.snapshot + 1
+        for ds in (self._cell_type, *self._fields.values(), self._row_size, *self._time_copies):
+            ds.resize(n, axis=0)
+        rows = int(self._row_size[:n].sum())
+        for ds, _dt in self._columns.values():
+            ds.resize((rows,))
+        self._cell_dim.resize((rows,))
+        ticks = point.tick + 1
+        for ds in (self._tick_time, *self._series.values()):
+            ds.resize((ticks,))
+        # the checkpoint first, then /time: /time vouches for what is before it
+        name = point.checkpoint
+        if name != CHECKPOINT_GROUP:
+            if CHECKPOINT_GROUP in f:
+                del f[CHECKPOINT_GROUP]
+            if name.startswith(KEPT_GROUP + "/"):
+                f.copy(f[name], CHECKPOINT_GROUP)
+            else:
+                f.move(name, CHECKPOINT_GROUP)
+        for hidden in (CHECKPOINT_TMP, CHECKPOINT_OLD):
+            if hidden in f:
+                del f[hidden]
+        if KEPT_GROUP in f:
+            for key in list(f[KEPT_GROUP]):
+                if int(key.lstrip("s")) >= n:
+                    del f[KEPT_GROUP][key]
+        f.flush()
+        self._root_time.resize((n,))
+        self._root_time[n - 1] = point.time_min
+        self._n_snapshots = n
+        self._n_rows = rows
+        self._n_ticks = ticks
+        self._last_time = point.time_min
+        self._last_tick_time = point.time_min
+
     # ------------------------------------------------------------------ paths
     @property
     def partial_path(self) -> Path:
@@ -561,6 +705,12 @@ class RunWriter:
     def final_path(self) -> Path:
         """Path of the completed run file."""
         return self._final
+
+    @property
+    def attrs(self) -> h5py.AttributeManager:
+        """The open file's root attributes (provenance may be added while writing)."""
+        self._check_open()
+        return self._file.attrs
 
     @property
     def layout(self) -> RunLayout:
@@ -643,6 +793,7 @@ class RunWriter:
         f.attrs["Conventions"] = "CF-1.8"
         f.attrs["site_um"] = float(lay.site_um)
         f.attrs["lattice_shape"] = np.asarray(lay.shape, dtype="i8")
+        f.attrs["chunk_sites"] = np.int64(self._chunk_sites)
         f.attrs["complete"] = np.int8(0)
         for key, value in root_attrs.items():
             f.attrs[key] = value
@@ -852,13 +1003,20 @@ class RunWriter:
         cell_type: np.ndarray,
         fields: Mapping[str, np.ndarray],
         cells: Mapping[str, np.ndarray],
+        checkpoint: tuple[Mapping[str, np.ndarray], Mapping[str, Any]] | None = None,
+        *,
+        keep_checkpoint: bool = False,
     ) -> None:
-        """Append one snapshot and flush the file.
+        """Append one snapshot (and, if given, its checkpoint) and flush the file.
 
         Order: lattice, fields, cells (+ row_size), buffered time series, the
-        per-group time copies, ``flush()``, then ``/time`` and ``flush()``
-        again; so ``len(/time)`` counts complete snapshots even if the process
-        is killed at any point in here.
+        per-group time copies, ``flush()``; then, with a checkpoint, its
+        arrays into a hidden group and ``flush()``; then the commit: the new
+        checkpoint takes the name ``/checkpoint``, ``/time`` grows by one, and
+        ``flush()``; last the previous checkpoint is freed. So ``len(/time)``
+        counts complete snapshots, and ``/checkpoint`` is the state of the
+        last of them, whenever the process is killed (except inside the
+        commit's own flush, which :meth:`reopen` repairs).
 
         Parameters
         ----------
@@ -870,6 +1028,12 @@ class RunWriter:
             One array of shape ``layout.shape`` per field in the layout.
         cells
             One 1D array per cell column in the layout, all of equal length.
+        checkpoint
+            ``(arrays, attrs)`` of the full state at this snapshot (see
+            :meth:`write_checkpoint`), committed together with the snapshot.
+        keep_checkpoint
+            Also keep this checkpoint under ``/checkpoints/s<index>`` (it
+            stays when later snapshots replace ``/checkpoint``).
 
         Raises
         ------
@@ -878,6 +1042,8 @@ class RunWriter:
         """
         self._check_open()
         t, ct, flds, cols = self._validate_snapshot(time_min, cell_type, fields, cells)
+        if keep_checkpoint and checkpoint is None:
+            raise ValueError("keep_checkpoint needs a checkpoint")
         n = self._n_snapshots
         # Each write goes to index n = len(/time) (and row offset sum(row_size[:n])),
         # so a retried snapshot overwrites the leftovers of a failed one.
@@ -895,11 +1061,18 @@ class RunWriter:
         self._write_timeseries()
         for ds in self._time_copies:
             _put_row(ds, n, t)
-        # Two flushes: HDF5 writes a flush's metadata in no guaranteed order, so
-        # /time may only grow once everything it vouches for is on disk.
+        # Separate flushes: HDF5 writes one flush's metadata in no guaranteed
+        # order, so nothing may vouch for data that an earlier flush has not
+        # already put on disk. /time grows last.
         self._file.flush()
+        if checkpoint is not None:
+            arrays, attrs = checkpoint
+            self._stage_checkpoint(arrays, attrs, keep=kept_name(n) if keep_checkpoint else None)
+            self._file.flush()
+            self._swap_in_staged()
         _put_row(self._root_time, n, t)
         self._file.flush()
+        self._free_old_checkpoint()
         self._n_snapshots = n + 1
         self._n_rows = r0 + m
         self._last_time = t
@@ -910,8 +1083,10 @@ class RunWriter:
         The new checkpoint is written to a temporary group first and swapped in
         only when complete, so a writer killed here keeps the previous one.
         Non-empty numeric arrays are gzip-compressed (with shuffle) in chunks
-        from :func:`checkpoint_chunks`; the old checkpoint's space is reused
-        by what is written next (see the module notes).
+        from :func:`checkpoint_chunks`, and every array carries a ``crc32``
+        attribute of its stored bytes, so a torn checkpoint is detected when
+        read. A run normally passes its checkpoint to :meth:`write_snapshot`
+        instead, which commits the two together.
 
         Parameters
         ----------
@@ -927,6 +1102,16 @@ class RunWriter:
             If a name is invalid or a value cannot be stored.
         """
         self._check_open()
+        self._stage_checkpoint(arrays, attrs, keep=None)
+        self._file.flush()
+        self._swap_in_staged()
+        self._file.flush()
+        self._free_old_checkpoint()
+
+    def _stage_checkpoint(
+        self, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any], keep: str | None
+    ) -> None:
+        """Write a checkpoint to the hidden staging group (and a kept copy)."""
         f = self._file
         converted_attrs = {str(k): _attr_value(str(k), v) for k, v in attrs.items()}
         names = set(arrays)
@@ -939,9 +1124,9 @@ class RunWriter:
                         f"checkpoint array {name!r}: dimension name {name}_dim{i!s} "
                         "collides with an array name"
                     )
-        if _CHECKPOINT_TMP in f:  # left by a write_checkpoint that raised
-            del f[_CHECKPOINT_TMP]
-        grp = f.create_group(_CHECKPOINT_TMP, track_order=True)
+        if CHECKPOINT_TMP in f:  # left by a write that raised, or by a kill
+            del f[CHECKPOINT_TMP]
+        grp = f.create_group(CHECKPOINT_TMP, track_order=True)
         for name, value in arrays.items():
             arr = np.asarray(value)
             kwargs: dict[str, Any] = {}
@@ -958,6 +1143,8 @@ class RunWriter:
             ds = grp.create_dataset(name, data=arr, **kwargs)
             if stored_as:
                 ds.attrs["tme_abm_dtype"] = stored_as
+            if stored_as != "str":
+                ds.attrs[CRC_ATTR] = np.int64(array_crc32(arr.astype(ds.dtype, copy=False)))
             if name == TYPE_COLUMN and arr.dtype.kind == "i":
                 _label_types(ds, self._layout.cell_type_names)
             for i, size in enumerate(arr.shape):
@@ -967,17 +1154,27 @@ class RunWriter:
         for key, value in converted_attrs.items():
             grp.attrs[key] = value
         grp.attrs["written"] = _utc_now()
-        f.flush()
-        # Swap by renaming, and free the old group's space only once no flushed
-        # state refers to it: HDF5 reuses freed space before the next flush.
-        if _CHECKPOINT_OLD in f:
-            del f[_CHECKPOINT_OLD]
+        if keep is not None:
+            if keep in f:
+                del f[keep]
+            f.require_group(KEPT_GROUP)
+            f.copy(grp, keep)
+
+    def _swap_in_staged(self) -> None:
+        """Rename the staged checkpoint to ``/checkpoint`` (the old one to a
+        hidden name: its space is freed only after a flush no longer refers
+        to it, since HDF5 reuses freed space before the next flush)."""
+        f = self._file
+        if CHECKPOINT_OLD in f:
+            del f[CHECKPOINT_OLD]
         if CHECKPOINT_GROUP in f:
-            f.move(CHECKPOINT_GROUP, _CHECKPOINT_OLD)
-        f.move(_CHECKPOINT_TMP, CHECKPOINT_GROUP)
-        f.flush()
-        if _CHECKPOINT_OLD in f:
-            del f[_CHECKPOINT_OLD]
+            f.move(CHECKPOINT_GROUP, CHECKPOINT_OLD)
+        f.move(CHECKPOINT_TMP, CHECKPOINT_GROUP)
+
+    def _free_old_checkpoint(self) -> None:
+        f = self._file
+        if CHECKPOINT_OLD in f:
+            del f[CHECKPOINT_OLD]
             f.flush()
 
     # ---------------------------------------------------------------- closing
@@ -1073,3 +1270,121 @@ def _cast_column(name: str, arr: np.ndarray, dt: np.dtype) -> np.ndarray:
 def _put_row(ds: h5py.Dataset, index: int, value: Any) -> None:
     ds.resize(index + 1, axis=0)
     ds[index] = value
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The state an interrupted run file continues from (see :meth:`RunWriter.reopen`).
+
+    Attributes
+    ----------
+    checkpoint
+        Where the chosen checkpoint was found (``"checkpoint"``, a hidden
+        staging name, or a kept ``"checkpoints/s<index>"``).
+    snapshot
+        Index of the snapshot it belongs to (the file keeps snapshots
+        ``0 .. snapshot``).
+    tick, time_min
+        The tick and simulated time of the state.
+    arrays, attrs
+        The checkpoint itself, as :meth:`RunWriter.write_checkpoint` was given it.
+    """
+
+    checkpoint: str
+    snapshot: int
+    tick: int
+    time_min: float
+    arrays: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+def _snapshot_of(f: h5py.File, time_min: float, tick: int) -> int | None:
+    """Index of the snapshot taken at ``time_min`` if its data (and the series
+    up to ``tick``) are complete in ``f``; None otherwise."""
+    try:
+        n_time = int(f["time"].shape[0])
+        copies = f["lattice/time"][:]
+        hits = np.flatnonzero(copies == time_min)
+        if len(hits) == 0:
+            return None
+        i = int(hits[0])
+        if i > n_time:
+            return None
+        if i == n_time:  # written but not committed: every part must be there
+            if float(f["fields/time"][i]) != time_min or float(f["cells/time"][i]) != time_min:
+                return None
+        grids = [f["lattice/cell_type"], *(ds for ds in f["fields"].values()
+                                           if isinstance(ds, h5py.Dataset) and ds.ndim > 1)]
+        if any(ds.shape[0] <= i for ds in grids):
+            return None
+        row_size = f["cells/row_size"]
+        if row_size.shape[0] <= i:
+            return None
+        rows = int(row_size[: i + 1].sum())
+        cells = f["cells"]
+        for name, ds in cells.items():
+            if isinstance(ds, h5py.Dataset) and name not in ("time", "row_size") and (
+                ds.shape[0] < rows
+            ):
+                return None
+        ts = f["timeseries"]
+        if any(ds.shape[0] <= tick for ds in ts.values() if isinstance(ds, h5py.Dataset)):
+            return None
+        if float(ts[TICK_DIM][tick]) != time_min:
+            return None
+        return i
+    except (KeyError, OSError, ValueError, RuntimeError):
+        return None
+
+
+def _choose_resume_point(f: h5py.File) -> ResumePoint:
+    tried: list[str] = []
+    for info in checkpoint_candidates(f, hidden=True):
+        i = _snapshot_of(f, info.time_min, info.tick)
+        if i is None:
+            tried.append(f"{info.name} (day {info.day:g}: its snapshot is incomplete)")
+            continue
+        try:
+            arrays, attrs = read_checkpoint_group(f[info.name])
+        except CheckpointError as exc:
+            tried.append(f"{info.name} ({exc})")
+            continue
+        return ResumePoint(info.name, i, info.tick, info.time_min, arrays, attrs)
+    detail = "; ".join(tried) if tried else "it holds none (killed before its first snapshot)"
+    raise CheckpointError(f"no usable checkpoint: {detail}")
+
+
+def _layout_from_file(f: h5py.File) -> RunLayout:
+    """The :class:`RunLayout` an existing run file was written with."""
+
+    def data(group: h5py.Group) -> list[tuple[str, h5py.Dataset]]:
+        return [(k, ds) for k, ds in group.items()
+                if isinstance(ds, h5py.Dataset) and ds.attrs.get("CLASS") != b"DIMENSION_SCALE"]
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    fields = data(f["fields"])
+    ct = f["lattice/cell_type"]
+    codes = [int(v) for v in ct.attrs["flag_values"]]
+    meanings = text(ct.attrs["flag_meanings"]).split()
+    names = dict(zip(codes, meanings, strict=True))
+    cell_types = tuple(names[c] for c in sorted(c for c in codes if c >= 0))
+    columns = tuple(
+        (k, ds.dtype.name, text(ds.attrs.get("units", "")))
+        for k, ds in data(f["cells"]) if k != "row_size"
+    )
+    series = tuple(
+        (k, text(ds.attrs.get("units", "")), text(ds.attrs.get("description", "")))
+        for k, ds in data(f["timeseries"])
+    )
+    return RunLayout(
+        shape=tuple(int(n) for n in f.attrs["lattice_shape"]),
+        site_um=float(f.attrs["site_um"]),
+        field_names=tuple(k for k, _ in fields),
+        field_units=tuple(text(ds.attrs.get("units", "")) for _, ds in fields),
+        field_long_names=tuple(text(ds.attrs.get("long_name", k)) for k, ds in fields),
+        cell_type_names=cell_types,
+        cell_columns=columns,
+        timeseries=series,
+    )

@@ -360,6 +360,10 @@ class Output(_Strict):
     fields: list[Name] | None = None
     cells: bool = True
     compression_level: Annotated[int, Field(ge=0, le=9)] = 1
+    #: days whose snapshot (the nearest one) keeps its restart checkpoint, so
+    #: that ``tme-abm fork`` can branch there later; the latest checkpoint is
+    #: always kept
+    checkpoint_days: list[NonNeg] = []
 
     @field_validator("fields")
     @classmethod
@@ -573,6 +577,13 @@ def consistency_problems(sc: Scenario) -> list[tuple[str, str]]:
     if sc.tissue is not None:
         problems.extend(_tissue_problems(sc.tissue, ndim))
     duration_min = sc.domain.duration_days * 1440.0
+    for k, day in enumerate(sc.output.checkpoint_days):
+        if day * 1440.0 > duration_min:
+            problems.append((
+                f"output.checkpoint_days.{k}",
+                f"day {day:g} is after the end of the run (domain.duration_days "
+                f"{sc.domain.duration_days:g})",
+            ))
     for k, th in enumerate(sc.therapy):
         end = getattr(th, "end_day", None)
         if end is not None and end <= th.start_day:
