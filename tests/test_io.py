@@ -160,7 +160,7 @@ def test_row_size_and_attributes(tmp_path: Path, shape: tuple[int, ...]) -> None
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == FORMAT_NAME
-        assert a["format_version"] == "1.1"
+        assert a["format_version"] == "1.2"
         assert a["Conventions"] == "CF-1.8"
         assert a["complete"] == 1
         assert a["n_snapshots"] == 3
@@ -480,7 +480,7 @@ def test_every_type_coded_dataset_carries_the_same_labels(tmp_path: Path) -> Non
         write_snapshots(w, shape, range(1))
         w.write_checkpoint({"type": np.array([2, 0, 1], dtype=np.int8)}, {"tick": 0})
     with h5py.File(path) as f:
-        assert f.attrs["format_version"] == "1.1"
+        assert f.attrs["format_version"] == "1.2"
         for where in ("lattice/cell_type", "cells/type", "checkpoint/type"):
             ds = f[where]
             values, meanings = ds.attrs["flag_values"], ds.attrs["flag_meanings"].split()
@@ -509,7 +509,7 @@ def test_format_1_0_files_read_with_the_same_names(tmp_path: Path) -> None:
             h5py.File(tmp_path / "new.h5")["lattice/cell_type"]
         )
     old = run_summary(old_path)
-    assert old["format_version"] == "1.0" and new["format_version"] == "1.1"
+    assert old["format_version"] == "1.0" and new["format_version"] == "1.2"
     assert old["cell_types"] == new["cell_types"] == list(CELL_TYPES)
     assert old["cell_counts_last"] == new["cell_counts_last"]
     for summary in (old, new):  # inspect names every code

@@ -47,11 +47,11 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=["1.1", "1.0", "partial"])
+@pytest.fixture(scope="module", params=["current", "1.0", "partial"])
 def any_file(request: pytest.FixtureRequest, run_file: Path, tmp_path_factory) -> Path:
     """The current format, the same run rewritten as format 1.0, and an
     interrupted run (a .partial)."""
-    if request.param == "1.1":
+    if request.param == "current":
         return run_file
     folder = tmp_path_factory.mktemp(f"readers-{request.param}")
     if request.param == "1.0":

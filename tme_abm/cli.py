@@ -321,7 +321,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     failed = {k: r for k, r in rows.items() if r["status"] == "failed"}
     reused = sum(r["status"] == "reused" for r in rows.values())
-    print(f"{len(rows)} runs ({reused} reused, {len(failed)} failed); "
+    resumed = sum(r["status"] == "resumed" for r in rows.values())
+    print(f"{len(rows)} runs ({reused} reused, {resumed} resumed, {len(failed)} failed); "
           f"summary: {out / 'summary.csv'}")
     for run_id, r in sorted(failed.items()):
         print(f"failed {run_id}: {r['error']}", file=sys.stderr)

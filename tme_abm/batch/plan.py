@@ -88,6 +88,13 @@ class Design(_Strict):
         return self.samples * per_sample
 
 
+class ParentRun(_Strict):
+    """A pre-grown run every run of the sweep branches from (``tme-abm fork``)."""
+
+    run: str = Field(min_length=1, description="run file, relative to the sweep file")
+    day: Annotated[float, Field(ge=0)]
+
+
 class Sweep(_Strict):
     """A whole sweep file."""
 
@@ -98,6 +105,9 @@ class Sweep(_Strict):
     design: Design = Design()
     parameters: list[Parameter] = []
     overrides: dict[str, Any] = {}
+    #: branch every run from this run's checkpoint at this day (replicates
+    #: then differ by their seeds from that day on)
+    parent: ParentRun | None = None
 
     @field_validator("name")
     @classmethod
@@ -159,6 +169,9 @@ class RunSpec:
     #: the scenario's label in run ids and the summary (see scenario_labels);
     #: empty: the scenario file's stem
     label: str = ""
+    #: fork from this run file's checkpoint at ``parent_day`` instead of day 0
+    parent: Path | None = None
+    parent_day: float | None = None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -277,6 +290,8 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     labels = scenario_labels(sweep.scenarios)
     points = design_points(sweep)
     fixed = tuple(f"{k}={toml_value(v)}" for k, v in sweep.overrides.items())
+    parent = (base / sweep.parent.run).resolve() if sweep.parent is not None else None
+    parent_day = sweep.parent.day if sweep.parent is not None else None
     n = len(sweep.scenarios) * len(points) * sweep.replicates
     children = np.random.SeedSequence(sweep.entropy).spawn(n)
     runs = []
@@ -296,6 +311,8 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
                         seed=seed,
                         params=dict(point),
                         overrides=fixed + varied,
+                        parent=parent,
+                        parent_day=parent_day,
                     )
                 )
                 k += 1
@@ -318,6 +335,40 @@ def parse_sweep_file(path: str | Path) -> tuple[Sweep, list[RunSpec]]:
             "scenarios",
             f"{s} is listed more than once (the same file); use replicates = N for more runs",
         ) for s in twice])
-    return sweep, plan_runs(sweep, path)
+    specs = plan_runs(sweep, path)
+    if sweep.parent is not None:
+        problems = _parent_problems(sweep, specs)
+        if problems:
+            raise ScenarioError(str(path), problems)
+    return sweep, specs
+
+
+def _parent_problems(sweep: Sweep, specs: list[RunSpec]) -> list[tuple[str, str]]:
+    """Why the runs of a sweep with a ``parent`` cannot fork from it (one
+    check per distinct scenario and overrides, before any run)."""
+    from tme_abm.restart import ForkError, fork_model
+
+    parent = specs[0].parent
+    assert parent is not None
+    if not parent.is_file():
+        return [("parent.run", f"no such run file: {parent}")]
+    problems: list[tuple[str, str]] = []
+    seen: set[tuple[Path, tuple[str, ...]]] = set()
+    for spec in specs:
+        key = (spec.scenario, spec.overrides)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            fork_model(parent, spec.parent_day, scenario=spec.scenario,
+                       overrides=spec.overrides, series_rows=0)
+        except ForkError as exc:
+            if all(str(exc) not in m for _, m in problems):
+                problems.append(("parent", str(exc)))
+        except ScenarioError as exc:
+            problems += [(f"{spec.run_id}: {k}", m) for k, m in exc.problems]
+        if len(problems) >= 10:
+            break
+    return problems
 
 

@@ -4,7 +4,9 @@
 (parameters, seed, status, key outputs), ``DIR/sweep.log`` plain progress
 lines, and ``DIR/sweep.toml`` a copy of the sweep file.  Running the same
 sweep again skips runs whose complete file matches (same scenario text, seed
-and overrides) and retries the others; a failing run records its error and
+and overrides), resumes interrupted ones from their checkpoints (``resumed``
+in the summary) and retries the others; a sweep with a ``[parent]`` forks
+every run from one pre-grown run's checkpoint (:mod:`tme_abm.restart`); a failing run records its error and
 does not stop the sweep.  Nothing is ever overwritten: a folder that holds
 another sweep's results is refused before any run, one sweep at a time may
 write into a folder (:mod:`tme_abm.batch.guard`), and pool workers die with
@@ -99,9 +101,33 @@ def _run_file_state(path: Path, spec: RunSpec, text: str | None) -> str:
                 return "a run with other overrides"
             if text is not None and str(a.get("scenario", "")) != text:
                 return "a run of another scenario text (the scenario file changed since)"
+            if spec.parent is not None:
+                import json
+
+                parent = json.loads(str(a.get("parent_run", "{}")) or "{}")
+                if parent.get("file") != str(spec.parent):
+                    return "a run from another parent run (or none)"
+            elif "parent_run" in a:
+                return "a fork of another run, not a run from day 0"
             return "done"
     except (OSError, ValueError, TypeError) as exc:
         return f"a file that cannot be read as a run file ({type(exc).__name__})"
+
+
+def _resumed(partial: Path, loaded, spec: RunSpec) -> bool:
+    """Complete an interrupted attempt at ``spec`` from its checkpoint; False
+    (and the attempt removed) if there is none or it cannot be resumed."""
+    if not partial.exists():
+        return False
+    from tme_abm.restart import RestartError, resume_run
+
+    try:
+        resume_run(partial, expect=None if spec.parent is not None else loaded,
+                   expect_seed=spec.seed, progress=False)
+        return True
+    except RestartError:
+        partial.unlink(missing_ok=True)
+        return False
 
 
 def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
@@ -133,10 +159,19 @@ def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
         if state == "done":
             row["status"] = "reused"
         elif state == "missing":
-            # a leftover .partial is this run slot's own interrupted attempt
-            partial_path_for(path).unlink(missing_ok=True)
-            run_scenario(loaded, path, seed=spec.seed, force=False, progress=False)
-            row["status"] = "ok"
+            # a leftover .partial is this run slot's own interrupted attempt:
+            # continue it from its checkpoint, or start it again if it cannot be
+            if _resumed(partial_path_for(path), loaded, spec):
+                row["status"] = "resumed"
+            elif spec.parent is not None:
+                from tme_abm.restart import fork_run
+
+                fork_run(spec.parent, spec.parent_day, path, scenario=spec.scenario,
+                         overrides=spec.overrides, seed=spec.seed, progress=False)
+                row["status"] = "ok"
+            else:
+                run_scenario(loaded, path, seed=spec.seed, force=False, progress=False)
+                row["status"] = "ok"
         else:
             raise FileExistsError(f"{path} holds {state}; it is left as it is")
         row.update(outputs_of(path))
@@ -180,7 +215,7 @@ def _conflicts(sweep_path: Path, out: Path, specs: list[RunSpec]) -> list[str]:
     if summary.is_file():
         with summary.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                if row.get("run_id") not in planned and row.get("status") in ("ok", "reused"):
+                if row.get("run_id") not in planned and row.get("status") in ("ok", "reused", "resumed"):
                     problems.append(f"summary.csv lists run {row.get('run_id')}, which this "
                                     "sweep does not plan")
     texts: dict[Path, str | None] = {}

@@ -144,9 +144,6 @@ def read_checkpoint_group(
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {group.name} cannot be read ({exc})") from exc
-    for key in ("tick", "time_min", "n_cells", "next_id"):
-        if key not in attrs:
-            raise CheckpointError(f"checkpoint {group.name} has no {key!r} attribute")
     return arrays, attrs
 
 
@@ -155,8 +152,8 @@ def _info(f: h5py.File, name: str, kept: bool) -> CheckpointInfo | None:
         grp = f[name]
         return CheckpointInfo(
             name=name,
-            tick=int(grp.attrs["tick"]),
-            time_min=float(grp.attrs["time_min"]),
+            tick=int(grp.attrs.get("tick", -1)),
+            time_min=float(grp.attrs.get("time_min", np.nan)),
             kept=kept,
         )
     except (KeyError, OSError, ValueError, TypeError, RuntimeError):
