@@ -5,13 +5,14 @@
 lines, and ``DIR/sweep.toml`` a copy of the sweep file.  Running the same
 sweep again skips runs whose complete file matches (same scenario text, seed
 and overrides), resumes interrupted ones from their checkpoints (``resumed``
-in the summary) and retries the others; a sweep with a ``[parent]`` forks
-every run from one pre-grown run's checkpoint (:mod:`tme_abm.restart`); a failing run records its error and
-does not stop the sweep.  Nothing is ever overwritten: a folder that holds
-another sweep's results is refused before any run, one sweep at a time may
-write into a folder (:mod:`tme_abm.batch.guard`), and pool workers die with
-the sweep process.  Results do not depend on the executor or the number of
-workers: every run is a pure function of its scenario, overrides and seed.
+in the summary) and retries the others; a failing run records its error and
+does not stop the sweep.  A sweep with a ``[parent]`` forks every run from
+one pre-grown run's checkpoint (:mod:`tme_abm.restart`).  Nothing is ever
+overwritten: a folder that holds another sweep's results is refused before
+any run, one sweep at a time may write into a folder
+(:mod:`tme_abm.batch.guard`), and pool workers die with the sweep process.
+Results do not depend on the executor or the number of workers: every run
+is a pure function of its scenario, overrides and seed.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ def _conflicts(sweep_path: Path, out: Path, specs: list[RunSpec]) -> list[str]:
     if summary.is_file():
         with summary.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                if row.get("run_id") not in planned and row.get("status") in ("ok", "reused", "resumed"):
+                done = row.get("status") in ("ok", "reused", "resumed")
+                if row.get("run_id") not in planned and done:
                     problems.append(f"summary.csv lists run {row.get('run_id')}, which this "
                                     "sweep does not plan")
     texts: dict[Path, str | None] = {}
