@@ -332,3 +332,82 @@ def test_resume_error_for_a_partial_killed_before_its_first_flush(tmp_path, caps
     with pytest.raises(RestartError):
         resume_run(partial, progress=False)
     shutil.rmtree(tmp_path)
+
+
+def sweep_file(folder: Path, parent: Path, day: float = 0.2) -> Path:
+    path = folder / "arms.toml"
+    path.write_text(
+        f'name = "arms"\nscenarios = ["{TINY}"]\nreplicates = 2\nentropy = 5\n\n'
+        f'[parent]\nrun = "{parent}"\nday = {day}\n\n'
+        '[[parameters]]\nkey = "cell_types.tumour.division_rate_per_min"\n'
+        "values = [0.002, 0.004]\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def arms(straight, tmp_path_factory) -> Path:
+    """A sweep whose four runs all branch from the straight run at 4 h."""
+    folder = tmp_path_factory.mktemp("arms")
+    assert main(["sweep", str(sweep_file(folder, straight)), "--out", str(folder / "out"),
+                 "--workers", "1", "--quiet"]) == 0
+    return folder / "out"
+
+
+def test_a_sweep_branches_every_run_from_the_parent(straight, arms):
+    runs = sorted((arms / "runs").glob("*.h5"))
+    assert len(runs) == 4
+    with h5py.File(straight) as p:
+        history = p["lattice/cell_type"][:3]
+    finals = []
+    for run in runs:
+        with h5py.File(run) as f:
+            assert json.loads(f.attrs["parent_run"])["file"] == str(straight.resolve())
+            assert np.array_equal(f["lattice/cell_type"][:3], history)
+            finals.append(f["lattice/cell_type"][-1])
+    # replicates part from day D on, by their seeds
+    assert not np.array_equal(finals[0], finals[1])
+
+
+def test_a_killed_sweep_resumes_its_interrupted_run(straight, arms, tmp_path):
+    sweep = sweep_file(tmp_path, straight)
+    args = ["sweep", str(sweep), "--out", "out", "--workers", "1", "--quiet"]
+    assert driver(args, 1500, tmp_path).returncode == -9
+    assert list((tmp_path / "out" / "runs").glob("*.partial"))
+    res = driver(args, 0, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "1 resumed" in res.stdout
+    for run in (arms / "runs").glob("*.h5"):
+        assert differences(run, tmp_path / "out" / "runs" / run.name) == [], run.name
+
+
+def test_a_sweep_whose_parent_cannot_be_forked_there_runs_nothing(straight, tmp_path, capsys):
+    sweep = sweep_file(tmp_path, straight, day=0.3)
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "has no checkpoint" in err and err.count("has no checkpoint") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_page_opens_at_a_checkpoint_of_a_run(straight, monkeypatch):
+    from tme_abm.viz.interactive import InteractiveModel, first_model
+    from tme_abm.viz.server import FROM_DAY_ENV, FROM_RUN_ENV, server_environment
+
+    env = server_environment({}, None, 2, straight, 0.2)
+    assert env[FROM_RUN_ENV] == str(straight.resolve()) and float(env[FROM_DAY_ENV]) == 0.2
+    monkeypatch.setenv(FROM_RUN_ENV, env[FROM_RUN_ENV])
+    monkeypatch.setenv(FROM_DAY_ENV, env[FROM_DAY_ENV])
+    model = first_model()
+    assert isinstance(model, InteractiveModel) and model.engine.tick == 48
+    assert "opened at day 0.166667" in model.notes[0]
+    model.step()
+    assert model.engine.tick == 49 and model.steps == 49
+
+
+def test_viz_refuses_a_run_it_cannot_open(straight, tmp_path, capsys):
+    assert main(["viz", "--from-run", str(tmp_path / "none.h5")]) == 2
+    assert "no such run file" in capsys.readouterr().err
+    assert main(["viz", "--from-run", str(straight), "--day", "0.3"]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+    assert main(["viz", "--day", "1"]) == 2
+    assert "only with --from-run" in capsys.readouterr().err

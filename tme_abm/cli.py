@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
     viz.add_argument("scenario", type=Path, nargs="?",
                      help="scenario file or shipped name (default: baseline)")
+    viz.add_argument("--from-run", type=Path, metavar="RUN",
+                     help="open each tab at a checkpoint of this run file (see --day)")
+    viz.add_argument("--day", type=float, metavar="D",
+                     help="with --from-run: the checkpoint nearest day D (default: the last)")
     viz.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     viz.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     viz.add_argument("--max-models", type=int, default=None, metavar="N",
@@ -507,13 +511,23 @@ def _cmd_viz(args: argparse.Namespace) -> int:
             load_scenario(args.scenario)
         except ScenarioError as exc:
             return _fail(exc.format())
+    if args.day is not None and args.from_run is None:
+        return _fail("--day: only with --from-run RUN")
+    if args.from_run is not None:
+        from tme_abm.restart import RestartError, fork_model
+
+        try:  # the page would fail in every tab: say why here, once
+            fork_model(args.from_run, args.day, series_rows=0)
+        except RestartError as exc:
+            return _fail(str(exc))
     from tme_abm.viz import server, slots
 
     try:
         max_models = args.max_models or slots.max_models()
     except ValueError as exc:
         return _fail(str(exc))
-    env = server.server_environment(os.environ, args.scenario, max_models)
+    env = server.server_environment(os.environ, args.scenario, max_models,
+                                    args.from_run, args.day)
     cmd = server.solara_command(args.host, args.port)
     print(f"tme-abm viz: serving http://{args.host}:{args.port}, at most {max_models} "
           "tabs with a model at once (Ctrl-C stops)", flush=True)

@@ -6,6 +6,9 @@ panel's view controls (colour by cell type or STAT3, which field to map, the
 z slice of a 3D lattice) apply at once; the model controls in the sidebar
 (scenario, seed, knockout, inhibitor dose, anti-PD-1) apply on Reset.
 
+``tme-abm viz --from-run RUN --day D`` opens each tab at that run's
+checkpoint nearest day D (a replay of the run from there, live).
+
 A tab builds its model only after claiming one of the server's model slots
 (:mod:`tme_abm.viz.slots`), given back when Solara closes the tab's kernel; a
 Reset the model refuses (a scenario the page does not offer, a bad seed)
@@ -22,7 +25,7 @@ from mesa.visualization.utils import update_counter
 from solara.server import kernel_context
 
 from tme_abm.viz.figures import COLOUR_BY, lattice_figure, series_figure
-from tme_abm.viz.interactive import InteractiveModel, model_params, start_scenario
+from tme_abm.viz.interactive import InteractiveModel, first_model, model_params
 from tme_abm.viz.slots import TooManyModels, server_slots
 
 #: Errors of a Reset that are the user's input, shown on the page as a message
@@ -90,7 +93,7 @@ def ModelPage() -> None:
 
     def build() -> None:
         if tab_model.peek() is None:
-            tab_model.set(InteractiveModel(scenario=start_scenario()))
+            tab_model.set(first_model())
 
     solara.use_effect(build, [])
     if tab_model.value is None:

@@ -20,7 +20,7 @@ from typing import Any
 from tme_abm.model import TMEModel
 from tme_abm.scenario import LoadedScenario, load_scenario, validate_data
 from tme_abm.scenario.library import list_scenarios
-from tme_abm.viz.server import SCENARIO_ENV
+from tme_abm.viz.server import FROM_DAY_ENV, FROM_RUN_ENV, SCENARIO_ENV
 
 #: Scenario the page opens with when ``tme-abm viz`` names none.
 DEFAULT_CHOICE = "baseline"
@@ -153,6 +153,36 @@ class InteractiveModel(TMEModel):
             load_scenario(path), knockout, inhibitor_dose_ng_per_ml, anti_pd1
         )
         super().__init__(loaded, seed=seed)
+
+
+def model_from_run(path: str | Path, day: float | None = None) -> InteractiveModel:
+    """A page model at a run file's checkpoint nearest ``day`` (None: the latest).
+
+    It continues exactly as the run did (see :func:`tme_abm.restart.fork_model`);
+    Reset then builds a fresh model from the page's controls.
+
+    Raises
+    ------
+    tme_abm.restart.ForkError
+        If the file has no checkpoint near ``day``.
+    """
+    from tme_abm.restart import fork_model
+
+    plan = fork_model(path, day)
+    model = plan.model
+    model.__class__ = InteractiveModel  # the same state; only Reset differs
+    model.notes = [f"opened at day {plan.time_min / 1440.0:g} of {Path(path).name}"]
+    return model
+
+
+def first_model() -> InteractiveModel:
+    """A new tab's model: at the run named by ``tme-abm viz --from-run``, else
+    the start scenario's."""
+    run = os.environ.get(FROM_RUN_ENV)
+    if run:
+        day = os.environ.get(FROM_DAY_ENV)
+        return model_from_run(run, float(day) if day else None)
+    return InteractiveModel(scenario=start_scenario())
 
 
 def model_params() -> dict[str, Any]:

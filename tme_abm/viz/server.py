@@ -14,6 +14,10 @@ from tme_abm.viz.slots import MAX_MODELS_ENV
 
 #: Environment variable through which ``tme-abm viz SCENARIO`` names the start scenario.
 SCENARIO_ENV = "TME_ABM_VIZ_SCENARIO"
+#: Environment variables through which ``tme-abm viz --from-run RUN --day D``
+#: opens every new tab at a checkpoint of a run file.
+FROM_RUN_ENV = "TME_ABM_VIZ_FROM_RUN"
+FROM_DAY_ENV = "TME_ABM_VIZ_FROM_DAY"
 #: The page Solara serves.
 APP = Path(__file__).resolve().parent / "app.py"
 #: How long a tab's model outlives a lost connection (Solara's default is 24 h,
@@ -35,7 +39,11 @@ def solara_command(host: str, port: int) -> list[str]:
 
 
 def server_environment(
-    environ: Mapping[str, str], scenario: Path | None, max_models: int
+    environ: Mapping[str, str],
+    scenario: Path | None,
+    max_models: int,
+    from_run: Path | None = None,
+    from_day: float | None = None,
 ) -> dict[str, str]:
     """The server's environment: ``environ`` plus the page's settings.
 
@@ -48,9 +56,17 @@ def server_environment(
         the shipped baseline).
     max_models
         Most tabs holding a model at once.
+    from_run, from_day
+        Open each tab's first model at this run file's checkpoint nearest
+        ``from_day`` (None: the latest); Reset then builds from the controls.
     """
     env = dict(environ)
-    env.pop(SCENARIO_ENV, None)
+    for key in (SCENARIO_ENV, FROM_RUN_ENV, FROM_DAY_ENV):
+        env.pop(key, None)
+    if from_run is not None:
+        env[FROM_RUN_ENV] = str(from_run.resolve())
+        if from_day is not None:
+            env[FROM_DAY_ENV] = repr(float(from_day))
     if scenario is not None:
         env[SCENARIO_ENV] = str(scenario.resolve())
     env[MAX_MODELS_ENV] = str(max_models)
