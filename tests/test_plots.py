@@ -289,7 +289,7 @@ def test_mean_ci_is_mean_plus_minus_t_s_over_sqrt_n():
 def test_plot_real_sweep(real_sweep, capsys):
     assert main(["plot", str(real_sweep)]) == 0
     out = real_sweep / "plots"
-    names = ["outputs_by_scenario.png", f"outputs_vs_{KILL}.png"]
+    names = ["outputs_by_scenario.png", "timecourses_by_scenario.png", f"outputs_vs_{KILL}.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     printed = capsys.readouterr().out
     for name in names:

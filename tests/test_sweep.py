@@ -337,4 +337,4 @@ def test_killing_a_sweep_kills_its_workers_and_a_rerun_finishes(tmp_path):
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     summary = read_summary(out)
-    assert {r["status"] for r in summary} <= {"ok", "reused"} and len(summary) == 8
+    assert {r["status"] for r in summary} <= {"ok", "reused", "resumed"} and len(summary) == 8

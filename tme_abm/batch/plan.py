@@ -91,8 +91,12 @@ class Design(_Strict):
 class ParentRun(_Strict):
     """A pre-grown run every run of the sweep branches from (``tme-abm fork``)."""
 
-    run: str = Field(min_length=1, description="run file, relative to the sweep file")
+    run: str = Field(min_length=1, description="run file: absolute, or relative to the sweep "
+                     "file's folder, else to the working folder")
     day: Annotated[float, Field(ge=0)]
+    #: move each arm's own therapies so that the first starts at the fork
+    #: (``tme-abm fork --treat-from-fork``)
+    treat_from_fork: bool = False
 
 
 class Sweep(_Strict):
@@ -172,6 +176,7 @@ class RunSpec:
     #: fork from this run file's checkpoint at ``parent_day`` instead of day 0
     parent: Path | None = None
     parent_day: float | None = None
+    treat_from_fork: bool = False
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -290,8 +295,11 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
     labels = scenario_labels(sweep.scenarios)
     points = design_points(sweep)
     fixed = tuple(f"{k}={toml_value(v)}" for k, v in sweep.overrides.items())
-    parent = (base / sweep.parent.run).resolve() if sweep.parent is not None else None
-    parent_day = sweep.parent.day if sweep.parent is not None else None
+    parent = parent_day = None
+    if sweep.parent is not None:
+        beside = base / sweep.parent.run
+        parent = (beside if beside.exists() else Path(sweep.parent.run)).resolve()
+        parent_day = sweep.parent.day
     n = len(sweep.scenarios) * len(points) * sweep.replicates
     children = np.random.SeedSequence(sweep.entropy).spawn(n)
     runs = []
@@ -313,6 +321,7 @@ def plan_runs(sweep: Sweep, sweep_path: str | Path) -> list[RunSpec]:
                         overrides=fixed + varied,
                         parent=parent,
                         parent_day=parent_day,
+                        treat_from_fork=bool(sweep.parent and sweep.parent.treat_from_fork),
                     )
                 )
                 k += 1
@@ -361,7 +370,8 @@ def _parent_problems(sweep: Sweep, specs: list[RunSpec]) -> list[tuple[str, str]
         seen.add(key)
         try:
             fork_model(parent, spec.parent_day, scenario=spec.scenario,
-                       overrides=spec.overrides, series_rows=0)
+                       overrides=spec.overrides, series_rows=0,
+                       start_therapies_at_fork=spec.treat_from_fork)
         except ForkError as exc:
             if all(str(exc) not in m for _, m in problems):
                 problems.append(("parent", str(exc)))

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tme_abm.batch import DONE_STATUSES
 from tme_abm.batch.plan import Sweep, design_points, load_sweep, scenario_labels
 
 #: Run statuses in ``summary.csv`` whose outputs can be used.
-DONE = ("ok", "reused")
+DONE = DONE_STATUSES
 #: Columns of :func:`sobol_indices`' table (second order adds ``parameter_2``,
 #: ``S2`` and ``S2_conf``).
 COLUMNS = ("scenario", "output", "parameter", "S1", "S1_conf", "ST", "ST_conf")

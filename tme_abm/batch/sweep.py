@@ -36,6 +36,7 @@ import numba
 from tqdm import tqdm
 
 from tme_abm.analysis.spatial import SNAPSHOT_METRICS, run_metrics
+from tme_abm.batch import DONE_STATUSES
 from tme_abm.batch.guard import FolderLock, bind_worker_to_parent
 from tme_abm.batch.plan import RunSpec, parse_sweep_file
 
@@ -168,7 +169,8 @@ def run_one(spec: RunSpec, runs_dir: str) -> dict[str, Any]:
                 from tme_abm.restart import fork_run
 
                 fork_run(spec.parent, spec.parent_day, path, scenario=spec.scenario,
-                         overrides=spec.overrides, seed=spec.seed, progress=False)
+                         overrides=spec.overrides, seed=spec.seed, progress=False,
+                         start_therapies_at_fork=spec.treat_from_fork)
                 row["status"] = "ok"
             else:
                 run_scenario(loaded, path, seed=spec.seed, force=False, progress=False)
@@ -216,7 +218,7 @@ def _conflicts(sweep_path: Path, out: Path, specs: list[RunSpec]) -> list[str]:
     if summary.is_file():
         with summary.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
-                done = row.get("status") in ("ok", "reused", "resumed")
+                done = row.get("status") in DONE_STATUSES
                 if row.get("run_id") not in planned and done:
                     problems.append(f"summary.csv lists run {row.get('run_id')}, which this "
                                     "sweep does not plan")

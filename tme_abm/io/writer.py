@@ -19,7 +19,8 @@ Layout of the file (``[nz,]`` only for 3D lattices)::
     /cells/row_size          (T) rows per snapshot (CF contiguous ragged array)
     /timeseries/tick_time    (tick_time) minutes, every tick
     /timeseries/<name>       (tick_time)
-    /checkpoint/...          latest full state for restart
+    /checkpoint/...          full state at the last snapshot, committed with it
+    /checkpoints/s<index>/   copies kept at chosen snapshots (for forks)
 
 Every group that holds data variables carries its own copies of the coordinate
 variables it uses (``time``, ``z``, ``y``, ``x``) as HDF5 dimension scales, so

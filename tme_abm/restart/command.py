@@ -43,6 +43,9 @@ def add_fork_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of that scenario, e.g. --set therapy.0.start_day=5")
     p.add_argument("--seed", type=int, help="seed from the fork on (default: the parent's)")
+    p.add_argument("--treat-from-fork", action="store_true",
+                   help="move the therapies SCENARIO adds so that the first starts at the "
+                   "fork (e.g. anti_pd1, written for day 1, then starts at day D)")
     p.add_argument("--out", type=Path, required=True, help="the new run file")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out (only once the fork completes)")
@@ -114,6 +117,7 @@ def fork_main(args: argparse.Namespace) -> int:
                 args.run, args.day, args.out, scenario=args.scenario,
                 overrides=args.overrides, seed=args.seed, force=args.force,
                 progress=False if args.quiet else None,
+                start_therapies_at_fork=args.treat_from_fork,
             )
     except ScenarioError as exc:
         return _fail(exc.format())

@@ -69,6 +69,8 @@ class ForkPlan:
         Which of the parent's checkpoints it starts from.
     snapshot
         Index of the parent's snapshot at that checkpoint.
+    therapy_shift_days
+        How far the fork's new therapies were moved (``start_therapies_at_fork``).
     """
 
     model: TMEModel
@@ -76,6 +78,8 @@ class ForkPlan:
     record: RunRecord
     checkpoint: CheckpointInfo
     snapshot: int
+    #: days by which the fork's new therapies were moved to start at the fork
+    therapy_shift_days: float = 0.0
 
     @property
     def time_min(self) -> float:
@@ -177,13 +181,42 @@ def _fork_problems(parent: Scenario, fork: Scenario, time_min: float) -> list[tu
     return problems
 
 
+#: Keys of a therapy that hold days, moved together by ``start_therapies_at_fork``.
+_THERAPY_DAY_KEYS = ("start_day", "end_day", "first_dose_day", "day")
+
+
+def _shift_new_therapies(
+    data: dict[str, Any], sc: Scenario, parent: Scenario, day: float
+) -> tuple[dict[str, Any], float]:
+    """Move the therapies ``sc`` adds to ``parent`` so that the earliest starts
+    on ``day``, keeping their schedule relative to each other; returns the
+    new raw data and the shift in days (0: nothing started earlier)."""
+    new = [k for k, th in enumerate(sc.therapy) if th not in parent.therapy]
+    if not new:
+        return data, 0.0
+    shift = day - min(_therapy_start_day(sc.therapy[k]) for k in new)
+    if shift <= 0:
+        return data, 0.0
+    out = json.loads(json.dumps(data))
+    for k in new:
+        entry = out["therapy"][k]
+        for key in _THERAPY_DAY_KEYS:
+            value = getattr(sc.therapy[k], key, None)
+            if value is not None:
+                entry[key] = float(value) + shift
+    return out, shift
+
+
 def _fork_scenario(
     record: RunRecord,
     scenario: str | Path | None,
     overrides: tuple[str, ...],
     arrays: dict[str, np.ndarray],
-) -> LoadedScenario:
-    """The fork's scenario: a file, or the parent's; then the overrides."""
+    start_therapies_at: float | None = None,
+) -> tuple[LoadedScenario, float]:
+    """The fork's scenario: a file, or the parent's; then the overrides; then,
+    with ``start_therapies_at`` (a day), its new therapies moved to start then.
+    Returns the scenario and that move in days."""
     from tme_abm.scenario.load import (
         apply_overrides,
         composed_text,
@@ -211,7 +244,12 @@ def _fork_scenario(
     if "vessel_sites" in arrays:
         data.pop("tissue", None)  # sets only the initial state, which the checkpoint replaces
     sc = validate_data(data, source, folder)
-    return LoadedScenario(sc, body, where, (*all_overrides, *overrides))
+    shift = 0.0
+    if start_therapies_at is not None:
+        data, shift = _shift_new_therapies(data, sc, record.scenario(), start_therapies_at)
+        if shift:
+            sc = validate_data(data, source, folder)
+    return LoadedScenario(sc, body, where, (*all_overrides, *overrides)), shift
 
 
 def fork_model(
@@ -222,6 +260,7 @@ def fork_model(
     overrides: Iterable[str] = (),
     seed: int | None = None,
     series_rows: int | None = None,
+    start_therapies_at_fork: bool = False,
 ) -> ForkPlan:
     """Restore a model at a run file's checkpoint, with the fork's changes applied.
 
@@ -242,6 +281,11 @@ def fork_model(
         The seed from the fork on (default: the parent's).
     series_rows
         As for :class:`TMEModel`.
+    start_therapies_at_fork
+        Move the therapies the scenario adds to the parent's so that the
+        earliest of them starts at the fork (the others keep their delays
+        after it): "treat from day D" with a scenario written to treat from
+        day 0 or 1. Without it such therapies are refused.
 
     Raises
     ------
@@ -255,12 +299,18 @@ def fork_model(
     with _open(parent) as f:
         check_format(f, parent)
         record = read_record(f, parent)
-        info, index = _choose(f, parent, day)
         try:
+            info, index = _choose(f, parent, day)
             arrays, attrs = read_checkpoint_group(f[info.name])
         except CheckpointError as exc:
             raise ForkError(f"{parent}: {exc}") from None
-    loaded = _fork_scenario(record, scenario, overrides, arrays)
+        except (OSError, KeyError, RuntimeError) as exc:  # e.g. caught mid-write
+            raise ForkError(f"{parent} cannot be read ({exc}); if a run is still writing "
+                            "it, try again after its next snapshot") from None
+    loaded, shift = _fork_scenario(
+        record, scenario, overrides, arrays,
+        info.day if start_therapies_at_fork else None,
+    )
     problems = _fork_problems(record.scenario(), loaded.scenario, info.time_min)
     if problems:
         raise ForkError("; ".join(f"{k}: {m}" for k, m in problems))
@@ -275,7 +325,7 @@ def fork_model(
         raise ForkError(f"{parent}: its checkpoint does not fit the fork's scenario ({exc})"
                         ) from None
     model.loaded = loaded
-    return ForkPlan(model, parent, record, info, index)
+    return ForkPlan(model, parent, record, info, index, shift)
 
 
 def _parent_entry(plan: ForkPlan) -> dict[str, Any]:
@@ -289,6 +339,7 @@ def _parent_entry(plan: ForkPlan) -> dict[str, Any]:
         "time_min": plan.time_min,
         "tick": plan.checkpoint.tick,
         "snapshot": plan.snapshot,
+        "therapy_shift_days": plan.therapy_shift_days,
     }
 
 
@@ -341,6 +392,7 @@ def fork_run(
     force: bool = False,
     progress: bool | None = True,
     on_tick: Callable[[TMEModel], None] | None = None,
+    start_therapies_at_fork: bool = False,
 ) -> RunResult:
     """Fork a run at a checkpoint and run the fork to its end into ``out``.
 
@@ -366,7 +418,7 @@ def fork_run(
     ):
         raise ForkError(f"--out {out} is the parent run itself; a fork writes a new file")
     plan = fork_model(parent, day, scenario=scenario, overrides=overrides, seed=seed,
-                      series_rows=0)
+                      series_rows=0, start_therapies_at_fork=start_therapies_at_fork)
     model = plan.model
     layout = run_layout(model)
     entry = _parent_entry(plan)

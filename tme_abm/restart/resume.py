@@ -141,7 +141,11 @@ def resume_run(
             partial.unlink()
             return run_scenario(record.loaded(), final, seed=record.seed, progress=progress,
                                 on_tick=on_tick)
-        raise RestartError(f"{partial} cannot be resumed: {exc}") from None
+        hint = ""
+        if "parent_run" in record.attrs:
+            hint = ("; it is a fork killed while copying its parent's history: run the "
+                    "fork command again with --force")
+        raise RestartError(f"{partial} cannot be resumed: {exc}{hint}") from None
     except OSError as exc:
         raise RestartError(f"{partial} cannot be opened for writing ({exc})") from None
     model = holder["model"]

@@ -28,6 +28,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from tme_abm.analysis.replicates import mean_ci
+from tme_abm.batch import DONE_STATUSES
 from tme_abm.io.reader import _cell_type_names, _open_run, read_snapshot, read_timeseries
 from tme_abm.io.writer import PARTIAL_SUFFIX
 from tme_abm.viz.figures import cell_type_handles, draw_cell_types
@@ -59,8 +61,6 @@ DPI = 110
 FIELD_CMAP = "magma"
 #: Percentile of all snapshots' values that tops a movie's fixed field colour scale.
 MOVIE_PERCENTILE = 99.5
-#: Run statuses in a sweep summary that have outputs.
-DONE_STATUSES = ("ok", "reused")
 
 _MIN_PER_DAY = 1440.0
 _LEVEL = 0.95
@@ -715,6 +715,7 @@ class _SweepPlan:
     names: list[str]
     name: str  # the sweep's name (its folder's if sweep.toml is missing)
     empty: list[str]  # outputs with no finite value in any completed run
+    fork_day: float | None = None  # the day every run branched from a parent run
 
 
 def _fmt(v: Any) -> str:
@@ -763,7 +764,7 @@ def _sweep_plan(folder: str | Path, log: Callable[[str], None] | None) -> _Sweep
         _note(log, f"{folder}: no finite values of {', '.join(empty)}; left out")
     if not outputs:
         raise PlotError(f"{folder}: no output has a finite value in any completed run")
-    kind, params, name = "unknown", [], folder.name
+    kind, params, name, fork_day = "unknown", [], folder.name, None
     toml = folder / "sweep.toml"
     if toml.is_file():
         from tme_abm.batch.plan import load_sweep
@@ -774,6 +775,7 @@ def _sweep_plan(folder: str | Path, log: Callable[[str], None] | None) -> _Sweep
             name = sweep.name
             kind = sweep.design.kind
             params = [_Param(p.key, p.scale) for p in sweep.parameters if p.key in table]
+            fork_day = sweep.parent.day if sweep.parent is not None else None
         except ScenarioError as exc:
             _note(log, f"{toml} is not a valid sweep file ({exc}); guessing the "
                        "parameters from summary.csv")
@@ -786,9 +788,12 @@ def _sweep_plan(folder: str | Path, log: Callable[[str], None] | None) -> _Sweep
             kind = "grid" if few else "lhs"
     params = [p for p in params if done[p.key].nunique(dropna=True) > 1]
     names = ["outputs_by_scenario.png"]
+    have_files = any((folder / "runs" / f"{r}.h5").is_file() for r in done["run_id"])
+    if have_files and len(done.groupby(["scenario", "point"])) <= MAX_TIMECOURSE_LINES:
+        names.append("timecourses_by_scenario.png")
     names += [f"outputs_vs_{_safe_name(p.key)}.png" for p in params]
     return _SweepPlan(folder, table, done, outputs, params, kind, skipped_note, names, name,
-                      empty)
+                      empty, fork_day)
 
 
 def _scenario_colours(scenarios: Sequence[str]) -> dict[str, str]:
@@ -839,7 +844,11 @@ def plot_sweep(
         x axis is logarithmic when the sweep file's parameter has
         ``scale = "log"``, or for a grid whose positive values span a factor
         of 10 or more.  Failed and pending runs are left out and counted in
-        the titles.
+        the titles.  ``timecourses_by_scenario.png`` (after the first, when
+        the sweep has at most 12 scenario x point combinations and its run
+        files are there): tumour, CD8 and Treg counts and mean tumour STAT3
+        against time, mean ± 95% CI over replicates, with the day the runs
+        branched from a ``[parent]`` run dashed.
 
     Raises
     ------
@@ -854,9 +863,101 @@ def plot_sweep(
     _check_free(targets, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     written = [_save(_compare_figure(plan), targets[0])]
-    for param, target in zip(plan.params, targets[1:], strict=True):
+    rest = targets[1:]
+    if "timecourses_by_scenario.png" in plan.names:
+        written.append(_save(_timecourse_figure(plan), rest[0]))
+        rest = rest[1:]
+    for param, target in zip(plan.params, rest, strict=True):
         written.append(_save(_param_figure(plan, param), target))
     return written
+
+
+#: Series drawn over time for each arm of a sweep (when present in its runs).
+TIMECOURSE_SERIES = (
+    ("count_tumour", "tumour cells"),
+    ("count_cd8", "CD8 T cells"),
+    ("count_treg", "Tregs"),
+    ("stat3_mean_tumour", "mean tumour STAT3"),
+)
+#: Most scenario x point lines in a sweep's time-course figure (beyond it, none is drawn).
+MAX_TIMECOURSE_LINES = 12
+
+
+def _fork_day(files: Sequence[Path]) -> float | None:
+    """The day the first readable run file says it branched from its parent."""
+    import json
+
+    import h5py
+
+    for file in files:
+        try:
+            with h5py.File(file, "r") as f:
+                return float(json.loads(f.attrs["parent_run"])["day"])
+        except Exception:  # not a fork, or unreadable: try the next
+            continue
+    return None
+
+
+def _timecourse_figure(plan: _SweepPlan) -> Figure:
+    """Mean ± CI over replicates of a few series against time, one line per
+    scenario (and parameter point), with the day the runs branched marked."""
+    from scipy import stats
+
+    done = plan.done
+    scenarios = list(dict.fromkeys(done["scenario"].astype(str)))
+    colours = _scenario_colours(scenarios)
+    several_points = done["point"].nunique() > 1
+    styles = ["-", "--", ":", "-."]
+    lines = []  # (label, colour, style, [series of each replicate])
+    files = []
+    for (scenario, point), rows in done.groupby(["scenario", "point"], sort=False):
+        series = []
+        for run_id in rows["run_id"]:
+            path = plan.folder / "runs" / f"{run_id}.h5"
+            try:  # the sweep folder's own copy, wherever it has moved since
+                series.append(read_timeseries(path))
+                files.append(path)
+            except Exception:  # removed since: the summary's outputs still count
+                continue
+        if series:
+            label = f"{scenario} p{int(point)}" if several_points else str(scenario)
+            style = styles[int(point) % len(styles)] if several_points else "-"
+            lines.append((label, colours[str(scenario)], style, series))
+    keys = [(k, t) for k, t in TIMECOURSE_SERIES
+            if lines and all(k in s for _, _, _, ss in lines for s in ss)]
+    fork_day = _fork_day(files[:3]) if plan.fork_day is not None else None
+    nrows, ncols = _grid_for(max(1, len(keys)))
+    fig = _new_figure(5.5 * ncols, 3.6 * nrows + 1.0)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (key, title) in zip(axes, keys, strict=False):
+        for label, colour, style, series in lines:
+            n_ticks = min(len(s["time"]) for s in series)
+            days = series[0]["time"][:n_ticks] / _MIN_PER_DAY
+            table = np.array([s[key][:n_ticks] for s in series], dtype=float)
+            n = table.shape[0]
+            mean = np.nanmean(table, axis=0)
+            ax.plot(days, mean, style, color=colour, lw=1.3, label=label)
+            if n > 1:
+                with warnings.catch_warnings():  # ticks where a type is gone in all but one
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    sd = np.nanstd(table, axis=0, ddof=1)
+                half = stats.t.ppf(0.5 + _LEVEL / 2, n - 1) * sd / math.sqrt(n)
+                ax.fill_between(days, mean - half, mean + half, color=colour, alpha=0.18, lw=0)
+        if fork_day is not None:
+            ax.axvline(fork_day, color="0.4", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("day")
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    if keys:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5),
+                   frameon=False, fontsize=9)
+    what = f"time courses, {_ci_label()}"
+    if fork_day is not None:
+        what += f"; every run branched from one parent run at day {fork_day:g} (dashed)"
+    fig.suptitle(_sweep_title(plan, what), fontsize=10)
+    return fig
 
 
 def _sweep_title(plan: _SweepPlan, what: str) -> str:
