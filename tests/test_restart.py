@@ -444,3 +444,36 @@ def test_plot_of_a_forked_sweep_marks_the_fork(arms, tmp_path):
     runs = sorted((arms / "runs").glob("tiny-p0000-r*.h5"))
     counts = [h5py.File(r)["timeseries/count_tumour"][:] for r in runs]
     assert np.allclose(line.get_ydata(), np.mean(counts, axis=0))
+
+
+def test_ctrl_c_stops_a_run_between_ticks_and_the_run_resumes(tmp_path):
+    """SIGINT is acted on at the end of a tick, whatever Python was doing when
+    it came (a KeyboardInterrupt raised inside a weakref callback is lost)."""
+    import signal
+    import time
+
+    out = tmp_path / "long.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tme_abm", "run", str(TINY), "--out", str(out), "--quiet",
+         "--set", "domain.duration_days=4"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    partial = Path(str(out) + ".partial")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with h5py.File(partial, "r", locking=False) as f:
+                if f["time"].shape[0] >= 2:
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with: tme-abm resume" in err and "Traceback" not in err
+    assert partial.exists() and not out.exists()
+    resume_run(partial, progress=False)
+    with h5py.File(out) as f:
+        assert f["time"][-1] == 4 * 1440 and int(f.attrs["complete"]) == 1

@@ -217,8 +217,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if partial_path_for(out).exists() and not args.force:
         return _fail(
             f"{partial_path_for(out)} is an interrupted run: continue it with "
-            f"tme-abm resume {partial_path_for(out)}\n"
-            "or start it again from the beginning with --force"
+            f"tme-abm resume {partial_path_for(out)} (or start it again with --force)"
         )
     if out.exists() and out.is_dir():
         return _fail(f"{out} is a directory; --out needs a file name such as run.h5")

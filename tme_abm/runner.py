@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -129,6 +132,41 @@ def _snapshot(writer: RunWriter, model: TMEModel, layout: RunLayout, keep: bool 
     )
 
 
+class _InterruptAtTickEnd:
+    """Turn Ctrl-C (SIGINT) into a KeyboardInterrupt raised between ticks.
+
+    Python raises KeyboardInterrupt at whatever bytecode runs next, and when
+    that is a weakref callback (h5py frees objects through them) the
+    exception is printed as "ignored" and lost: the run went on to the end
+    (seen twice in a row on the 7-day baseline). The first Ctrl-C now only
+    sets a flag that the tick loop checks; a second one interrupts at once.
+    Outside the main thread (a worker's thread) nothing is installed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _InterruptAtTickEnd:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed since the last check."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 def advance(
     model: TMEModel,
     writer: RunWriter,
@@ -159,8 +197,9 @@ def advance(
         unit="tick", file=sys.stderr, dynamic_ncols=True,
         desc=f"{model.scenario.name} ({days:g} d)",
     )
-    with bar:
+    with bar, _InterruptAtTickEnd() as interrupt:
         while model.running:
+            interrupt.check()
             model.step()
             writer.append_timeseries(model.time_min, model.summary())
             tick = model.engine.tick

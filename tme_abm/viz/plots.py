@@ -926,7 +926,7 @@ def _timecourse_figure(plan: _SweepPlan) -> Figure:
     keys = [(k, t) for k, t in TIMECOURSE_SERIES
             if lines and all(k in s for _, _, _, ss in lines for s in ss)]
     fork_day = _fork_day(files[:3]) if plan.fork_day is not None else None
-    nrows, ncols = _grid_for(max(1, len(keys)))
+    nrows, ncols = (2, 2) if len(keys) == 4 else _grid_for(max(1, len(keys)))
     fig = _new_figure(5.5 * ncols, 3.6 * nrows + 1.0)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (key, title) in zip(axes, keys, strict=False):
