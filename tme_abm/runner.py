@@ -42,6 +42,13 @@ class RunResult:
     snapshots: int
     final: dict[str, float]
 
+    @classmethod
+    def of(cls, model: TMEModel, path: Path, started: float, snapshots: int) -> RunResult:
+        """The result of a run that ended with ``model`` in ``path``; ``started``
+        is its ``time.perf_counter()`` at the start."""
+        return cls(path=path, seconds=time.perf_counter() - started, ticks=model.n_ticks,
+                   snapshots=snapshots, final=dict(model.summary()))
+
 
 def _series_meta(name: str, fields_units: dict[str, str]) -> tuple[str, str, str]:
     for prefix, units in _SERIES_UNITS.items():
@@ -264,10 +271,4 @@ def run_scenario(
         _snapshot(writer, model, layout, keep=0 in kept_checkpoint_ticks(model))
         snapshots = 1 + advance(model, writer, progress=progress, on_tick=on_tick)
         path = writer.close()
-    return RunResult(
-        path=path,
-        seconds=time.perf_counter() - start,
-        ticks=model.n_ticks,
-        snapshots=snapshots,
-        final=dict(model.summary()),
-    )
+    return RunResult.of(model, path, start, snapshots)

@@ -439,10 +439,4 @@ def fork_run(
         snapshots = plan.snapshot + 1 + advance(model, writer, progress=progress,
                                                 on_tick=on_tick)
         path_out = writer.close()
-    return RunResult(
-        path=path_out,
-        seconds=time.perf_counter() - start,
-        ticks=model.n_ticks,
-        snapshots=snapshots,
-        final=dict(model.summary()),
-    )
+    return RunResult.of(model, path_out, start, snapshots)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from tme_abm.io import RunWriter, partial_path_for
 from tme_abm.io.checkpoints import CheckpointError
@@ -153,11 +152,4 @@ def resume_run(
         stamps = text(writer.attrs.get("resumed", ""))
         writer.attrs["resumed"] = (stamps + " " + _utc_now()).strip()
         snapshots = advance(model, writer, progress=progress, on_tick=on_tick)
-    out = writer.final_path
-    return RunResult(
-        path=out,
-        seconds=time.perf_counter() - start,
-        ticks=model.n_ticks,
-        snapshots=snapshots,
-        final={k: float(v) for k, v in model.summary().items() if np.isscalar(v)},
-    )
+    return RunResult.of(model, writer.final_path, start, snapshots)
