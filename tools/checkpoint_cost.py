@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import h5py
@@ -62,7 +63,7 @@ def main() -> None:
         "snapshot_data_bytes": stored["snapshot"],
         "checkpoint_bytes": stored["checkpoint"],
         "unused_and_metadata_bytes": size - stored["snapshot"] - stored["checkpoint"],
-        "file_growth_per_snapshot_bytes": [b - a for a, b in zip(sizes, sizes[1:])],
+        "file_growth_per_snapshot_bytes": [b - a for a, b in pairwise(sizes)],
         "wall_s": round(wall, 1),
     }, indent=1))
 
