@@ -67,3 +67,20 @@ def differences(a: Path, b: Path, skip_root: frozenset[str] = frozenset(),
             if not same:
                 out.append(f"{name}: data")
     return out
+
+
+def broken_scales(path: Path) -> list[str]:
+    """Datasets whose dimension scales do not resolve (dangling references)."""
+    bad: list[str] = []
+
+    def check(name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Dataset) and "DIMENSION_LIST" in obj.attrs:
+            try:
+                for dim in obj.dims:
+                    dim.values()
+            except RuntimeError:
+                bad.append(name)
+
+    with h5py.File(path, "r") as f:
+        f.visititems(check)
+    return bad

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.factory import TINY
-from tests.run_files import differences
+from tests.run_files import broken_scales, differences
 from tme_abm.cli import main
 from tme_abm.io import read_checkpoint, run_summary
 from tme_abm.model import TMEModel
@@ -111,6 +111,7 @@ def test_resume_after_sigkill_anywhere_equals_the_uninterrupted_run(
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         assert not partial.exists()
         assert differences(straight, folder / "k.h5") == [], k
+        assert broken_scales(folder / "k.h5") == [], k
         with h5py.File(folder / "k.h5") as f:
             assert int(f.attrs["complete"]) == 1
         resumed_anything += 1
@@ -205,12 +206,15 @@ def test_checkpoint_is_committed_with_its_snapshot(straight):
         assert "_checkpoint_tmp" not in f and "_checkpoint_old" not in f
     assert forkable_days(straight) == [FORK_DAY, 0.5]
     assert run_summary(straight)["kept_checkpoint_days"] == [FORK_DAY]
+    # every dataset's dimension scales resolve, the kept copy's included
+    assert broken_scales(straight) == []
 
 
 def test_fork_without_changes_continues_as_the_parent(straight, tmp_path):
     out = tmp_path / "fork.h5"
     fork_run(straight, FORK_DAY, out, progress=False)
     assert differences(straight, out, skip_root=frozenset({"parent_run", "lineage"})) == []
+    assert broken_scales(out) == []
     with h5py.File(out) as f:
         parent = json.loads(f.attrs["parent_run"])
     assert parent["file"] == str(straight.resolve())
@@ -477,3 +481,47 @@ def test_ctrl_c_stops_a_run_between_ticks_and_the_run_resumes(tmp_path):
     resume_run(partial, progress=False)
     with h5py.File(out) as f:
         assert f["time"][-1] == 4 * 1440 and int(f.attrs["complete"]) == 1
+
+
+def test_a_finished_file_keeps_no_second_checkpoint(tmp_path, monkeypatch):
+    """Replacing the checkpoint at each snapshot leaves a checkpoint's worth of
+    freed space that HDF5 cannot give back at close; a file where that is
+    more than a tenth is rewritten without it, readable as before."""
+    import xarray as xr
+
+    from tme_abm.io import repack as repack_module
+    from tme_abm.io.repack import repack, unused_bytes
+
+    short = load_scenario(TINY, ["domain.duration_days=0.25"])
+    kept = tmp_path / "kept.h5"
+    monkeypatch.setattr(repack_module, "REPACK_MIN_FRACTION", 10.0)  # never repack
+    run_scenario(short, kept, progress=False)
+    with h5py.File(kept) as f:
+        checkpoint = sum(ds.id.get_storage_size() for ds in f["checkpoint"].values())
+    assert unused_bytes(kept) > checkpoint  # HDF5 metadata, and the freed checkpoint
+    monkeypatch.setattr(repack_module, "REPACK_MIN_FRACTION", 0.1)
+    monkeypatch.setattr(repack_module, "_REPACK_MIN_BYTES", 0)  # the tiny run's MB count
+    out = tmp_path / "packed.h5"
+    run_scenario(short, out, progress=False)
+    assert not Path(str(out) + ".partial").exists()
+    assert not Path(str(out) + ".partial.repack").exists()
+    # what is left unused is HDF5's metadata, less than a checkpoint's worth
+    assert unused_bytes(out) < unused_bytes(kept) - 0.8 * checkpoint
+    assert out.stat().st_size < kept.stat().st_size - 0.8 * checkpoint
+    assert differences(kept, out) == []
+    assert broken_scales(out) == []
+    for group in ("fields", "lattice", "cells", "timeseries", "checkpoint"):
+        with xr.open_dataset(out, engine="h5netcdf", group=group) as ds:
+            assert len(ds.dims) > 0
+    # the repacked copy holds what the file held
+    copy = tmp_path / "copy.h5"
+    repack(out, copy)
+    assert differences(out, copy) == [] and broken_scales(copy) == []
+
+
+def test_a_leftover_partial_next_to_its_finished_file_is_cleaned_up(straight, tmp_path):
+    final = Path(shutil.copy(straight, tmp_path / "run.h5"))
+    partial = Path(shutil.copy(straight, tmp_path / "run.h5.partial"))  # complete = 1
+    with pytest.raises(RestartError, match="already complete"):
+        resume_run(partial, progress=False)
+    assert final.exists() and not partial.exists()

@@ -57,9 +57,10 @@ chunked by the same rule with one field (or behaviour) per chunk
 (:func:`checkpoint_chunks`): 9-13 % fewer bytes than h5py's automatic
 chunks. Replacing the checkpoint at every snapshot does not make the file
 grow per snapshot (HDF5 reuses the freed old checkpoint's space; measured
-growth per snapshot = the snapshot's own bytes), but a closed file keeps one
-to one and a half checkpoints' worth of unused space (the last replaced
-checkpoint) whatever the run's length.
+growth per snapshot = the snapshot's own bytes), but HDF5 cannot give the
+last replaced checkpoint's space back at close; :meth:`RunWriter.close`
+rewrites a file where that is more than a tenth of it
+(:mod:`tme_abm.io.repack`).
 
 This module imports only numpy and h5py.
 """
@@ -92,6 +93,7 @@ from tme_abm.io.checkpoints import (
     kept_name,
     read_checkpoint_group,
 )
+from tme_abm.io.repack import repack_if_wasteful
 
 __all__ = [
     "CELL_DIM",
@@ -676,8 +678,9 @@ class RunWriter:
         if name != CHECKPOINT_GROUP:
             if CHECKPOINT_GROUP in f:
                 del f[CHECKPOINT_GROUP]
-            if name.startswith(KEPT_GROUP + "/"):
-                f.copy(f[name], CHECKPOINT_GROUP)
+            if name.startswith(KEPT_GROUP + "/"):  # written again: see _stage_checkpoint
+                attrs = {k: v for k, v in point.attrs.items() if k != "written"}
+                self._write_checkpoint_group(CHECKPOINT_GROUP, point.arrays, attrs)
             else:
                 f.move(name, CHECKPOINT_GROUP)
         for hidden in (CHECKPOINT_TMP, CHECKPOINT_OLD):
@@ -1114,21 +1117,36 @@ class RunWriter:
     ) -> None:
         """Write a checkpoint to the hidden staging group (and a kept copy)."""
         f = self._file
-        converted_attrs = {str(k): _attr_value(str(k), v) for k, v in attrs.items()}
-        names = set(arrays)
-        for name in arrays:
-            _check_name("checkpoint array", name, frozenset())
-            arr = np.asarray(arrays[name])
-            for i in range(arr.ndim):
-                if f"{name}_dim{i}" in names:
-                    raise ValueError(
-                        f"checkpoint array {name!r}: dimension name {name}_dim{i!s} "
-                        "collides with an array name"
-                    )
         if CHECKPOINT_TMP in f:  # left by a write that raised, or by a kill
             del f[CHECKPOINT_TMP]
-        grp = f.create_group(CHECKPOINT_TMP, track_order=True)
-        for name, value in arrays.items():
+        self._write_checkpoint_group(CHECKPOINT_TMP, arrays, attrs)
+        if keep is not None:
+            if keep in f:
+                del f[keep]
+            f.require_group(KEPT_GROUP)
+            # written again, not copied: a copy's dimension scales would still
+            # refer to the staging group's, which the next snapshot frees
+            self._write_checkpoint_group(keep, arrays, attrs)
+
+    def _write_checkpoint_group(
+        self, name: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]
+    ) -> None:
+        """Create group ``name`` holding one checkpoint (arrays with checksums,
+        their netCDF dimensions, and ``attrs``)."""
+        f = self._file
+        converted_attrs = {str(k): _attr_value(str(k), v) for k, v in attrs.items()}
+        names = set(arrays)
+        for key in arrays:
+            _check_name("checkpoint array", key, frozenset())
+            arr = np.asarray(arrays[key])
+            for i in range(arr.ndim):
+                if f"{key}_dim{i}" in names:
+                    raise ValueError(
+                        f"checkpoint array {key!r}: dimension name {key}_dim{i!s} "
+                        "collides with an array name"
+                    )
+        grp = f.create_group(name, track_order=True)
+        for key, value in arrays.items():
             arr = np.asarray(value)
             kwargs: dict[str, Any] = {}
             stored_as = None
@@ -1138,28 +1156,23 @@ class RunWriter:
                 arr, stored_as = arr.astype(object), "str"
                 kwargs["dtype"] = h5py.string_dtype()
             elif arr.dtype.kind not in "iuf":
-                raise ValueError(f"checkpoint array {name!r}: unsupported dtype {arr.dtype}")
+                raise ValueError(f"checkpoint array {key!r}: unsupported dtype {arr.dtype}")
             if arr.size > 0 and arr.ndim > 0 and stored_as != "str":
                 kwargs.update(self._gzip, chunks=checkpoint_chunks(arr.shape, self._chunk_sites))
-            ds = grp.create_dataset(name, data=arr, **kwargs)
+            ds = grp.create_dataset(key, data=arr, **kwargs)
             if stored_as:
                 ds.attrs["tme_abm_dtype"] = stored_as
             if stored_as != "str":
                 ds.attrs[CRC_ATTR] = np.int64(array_crc32(arr.astype(ds.dtype, copy=False)))
-            if name == TYPE_COLUMN and arr.dtype.kind == "i":
+            if key == TYPE_COLUMN and arr.dtype.kind == "i":
                 _label_types(ds, self._layout.cell_type_names)
             for i, size in enumerate(arr.shape):
-                dim = grp.create_dataset(f"{name}_dim{i}", shape=(size,), dtype="f4")
+                dim = grp.create_dataset(f"{key}_dim{i}", shape=(size,), dtype="f4")
                 dim.make_scale(NOT_A_VARIABLE + f"{size:10d}")
                 ds.dims[i].attach_scale(dim)
         for key, value in converted_attrs.items():
             grp.attrs[key] = value
         grp.attrs["written"] = _utc_now()
-        if keep is not None:
-            if keep in f:
-                del f[keep]
-            f.require_group(KEPT_GROUP)
-            f.copy(grp, keep)
 
     def _swap_in_staged(self) -> None:
         """Rename the staged checkpoint to ``/checkpoint`` (the old one to a
@@ -1186,7 +1199,10 @@ class RunWriter:
         ----------
         complete
             True: mark the run complete and rename ``<path>.partial`` to
-            ``path`` atomically (replacing an old file when ``force``).
+            ``path`` atomically (replacing an old file when ``force``); a
+            file whose replaced checkpoints left more than a tenth of it
+            unused is first rewritten without that space
+            (:func:`tme_abm.io.repack.repack_if_wasteful`).
             False: mark it interrupted and leave the ``.partial``.
 
         Returns
@@ -1210,7 +1226,13 @@ class RunWriter:
                 raise
             finally:
                 f.close()
-            os.replace(self._partial, self._final)
+            # a kill from here on leaves a complete .partial, which resume renames
+            packed = repack_if_wasteful(self._partial)
+            if packed is not None:
+                os.replace(packed, self._final)
+                self._partial.unlink(missing_ok=True)
+            else:
+                os.replace(self._partial, self._final)
             self._closed_path = self._final
         else:
             try:

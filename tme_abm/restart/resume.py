@@ -38,6 +38,14 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return partial_path_for(p), p
 
 
+def _is_complete(partial: Path) -> bool:
+    try:
+        with h5py.File(partial, "r", locking=False) as f:
+            return int(f.attrs.get("complete", 0)) == 1
+    except (OSError, KeyError, ValueError):
+        return False
+
+
 def resume_run(
     path: str | Path,
     *,
@@ -80,6 +88,10 @@ def resume_run(
             raise RestartError(f"{final} is already complete: there is nothing to resume")
         raise RestartError(f"{partial}: no such file (nothing to resume)")
     if final.exists():
+        if _is_complete(partial):  # killed between writing the final file and cleaning up
+            partial.unlink()
+            raise RestartError(f"{final} is already complete: there is nothing to resume "
+                               f"(removed the leftover {partial.name})")
         raise RestartError(
             f"both {final} and {partial} exist: the complete run would be replaced; move one "
             "of them away first"
