@@ -304,7 +304,8 @@ def test_fork_with_a_longer_duration_and_a_scenario_file(straight, tmp_path):
     scenario = tmp_path / "longer.toml"
     scenario.write_text(TINY.read_text().replace("duration_days = 0.5", "duration_days = 0.75"))
     out = tmp_path / "longer.h5"
-    rc = main(["fork", str(straight), str(scenario), "--set", KEEP, "--out", str(out),
+    # SCENARIO after the options, as the README writes it
+    rc = main(["fork", str(straight), "--set", KEEP, str(scenario), "--out", str(out),
                "--quiet"])
     assert rc == 0
     with h5py.File(out) as f, h5py.File(straight) as p:

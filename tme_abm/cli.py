@@ -630,7 +630,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tme-abm`` command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse takes all positionals at once, so "fork RUN --day 5 SCENARIO"
+    # leaves SCENARIO over: it is the optional positional that was skipped
+    if (extra and args.command in ("fork", "resume") and args.scenario is None
+            and len(extra) == 1 and not extra[0].startswith("-")):
+        args.scenario, extra = Path(extra[0]), []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in _NAMED_INPUTS and (problem := _resolve_names(args)):
         return _fail(problem)
     handlers = {
