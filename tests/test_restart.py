@@ -335,7 +335,8 @@ def test_model_from_run_continues_like_the_run(straight):
     for name in ("id", "type", "site", "stat3"):
         assert np.array_equal(model.engine.cells.columns()[name], arrays[name]), name
     frame = model.datacollector.get_model_vars_dataframe()
-    assert len(frame) == 144 - 48 + 1  # the series restart at the fork
+    assert len(frame) == 144 - 48 + 1  # the series restart at the fork, indexed by tick
+    assert frame.index[0] == 48 and frame.index[-1] == 144
 
 
 def test_model_from_run_refuses_a_day_without_checkpoint(straight):
@@ -422,6 +423,11 @@ def test_the_page_opens_at_a_checkpoint_of_a_run(straight, monkeypatch):
     assert "opened at day 0.166667" in model.notes[0]
     model.step()
     assert model.engine.tick == 49 and model.steps == 49
+    # the page's time series start at the checkpoint's day, not at 0
+    from tme_abm.viz.figures import series_figure
+
+    days = series_figure(model).axes[0].lines[0].get_xdata()
+    assert days[0] == pytest.approx(FORK_DAY) and days[-1] == pytest.approx(49 * 5 / 1440)
 
 
 def test_viz_refuses_a_run_it_cannot_open(straight, tmp_path, capsys):

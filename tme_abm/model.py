@@ -125,10 +125,11 @@ class TMEModel(mesa.Model):
         self.datacollector.collect(self)
         self.running = True
 
-    def _new_collector(self) -> SeriesCollector:
+    def _new_collector(self, first_tick: int = 0) -> SeriesCollector:
         return SeriesCollector(
             model_reporters={name: partial(_series_value, name) for name in self.series_names()},
             max_rows=self._series_rows,
+            first_tick=first_tick,
         )
 
     @classmethod
@@ -200,7 +201,7 @@ class TMEModel(mesa.Model):
         self._summary_tick = -1
         self.steps = self.engine.tick
         self.running = self.engine.tick < self.n_ticks
-        self.datacollector = self._new_collector()
+        self.datacollector = self._new_collector(first_tick=self.engine.tick)
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ Mesa
@@ -272,6 +273,9 @@ class SeriesCollector(mesa.DataCollector):
         :meth:`get_model_vars_dataframe` indexes the rows it kept by their
         collection number (the tick, for a :class:`TMEModel`), so that a
         bounded frame lines up with an unbounded one.
+    first_tick
+        The number of the first collection (a model restored from a
+        checkpoint starts collecting at that checkpoint's tick).
 
     Attributes
     ----------
@@ -287,6 +291,7 @@ class SeriesCollector(mesa.DataCollector):
         tables: dict[str, list[str]] | None = None,
         *,
         max_rows: int | None = None,
+        first_tick: int = 0,
     ) -> None:
         if max_rows is not None and (
             isinstance(max_rows, bool) or not isinstance(max_rows, int | np.integer)
@@ -294,6 +299,7 @@ class SeriesCollector(mesa.DataCollector):
         ):
             raise ValueError(f"max_rows must be None or an integer >= 0, not {max_rows!r}")
         self.max_rows = None if max_rows is None else int(max_rows)
+        self.first_tick = int(first_tick)
         self.n_collected = 0
         super().__init__(model_reporters, agent_reporters, agenttype_reporters, tables)
 
@@ -304,10 +310,11 @@ class SeriesCollector(mesa.DataCollector):
 
     def get_model_vars_dataframe(self) -> pd.DataFrame:
         """The kept rows as a DataFrame, one column per model reporter,
-        indexed by collection number (0 for the first :meth:`collect`)."""
+        indexed by collection number (``first_tick`` for the first :meth:`collect`)."""
         df = super().get_model_vars_dataframe()
-        if self.max_rows is not None:
-            df.index = pd.RangeIndex(self.n_collected - len(df), self.n_collected)
+        if self.max_rows is not None or self.first_tick:
+            end = self.first_tick + self.n_collected
+            df.index = pd.RangeIndex(end - len(df), end)
         return df
 
     def collect(self, model: mesa.Model) -> None:

@@ -141,7 +141,9 @@ def series_figure(model: TMEModel) -> Figure:
     # the stepping thread may be appending while we read: use the common length
     n = min(len(v) for v in columns.values()) if columns else 0
     keep = np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(int)) if n else []
-    t_days = np.asarray(keep) * model.params.dt_min / 1440.0
+    # a model opened at a run's checkpoint starts collecting at that tick
+    first = getattr(model.datacollector, "first_tick", 0)
+    t_days = (first + np.asarray(keep)) * model.params.dt_min / 1440.0
 
     def series(name: str) -> np.ndarray:
         return np.asarray(columns[name][:n], dtype=float)[keep]
