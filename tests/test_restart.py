@@ -76,12 +76,12 @@ def n_ops(tmp_path_factory) -> int:
 
 def kill_points(n: int) -> list[int]:
     """Where to kill: through file creation and the first snapshot (every few
-    operations), spread over the run, and each of the last five (the final
+    operations), spread over the run, and each of the last three (the final
     snapshot's commit, the completion flush, the rename)."""
     rng = np.random.default_rng(18)
-    early = list(range(60, 130, 10))
-    spread = sorted(int(k) for k in rng.integers(130, n - 5, size=6))
-    return early + spread + list(range(n - 3, n + 1))
+    early = list(range(60, 130, 14))
+    spread = sorted(int(k) for k in rng.integers(130, n - 5, size=5))
+    return early + spread + list(range(n - 2, n + 1))
 
 
 def test_resume_after_sigkill_anywhere_equals_the_uninterrupted_run(
