@@ -77,7 +77,7 @@ def n_ops(tmp_path_factory) -> int:
 def kill_points(n: int) -> list[int]:
     """Where to kill: through file creation and the first snapshot (every few
     operations), spread over the run, and each of the last three (the final
-    snapshot's commit, the completion flush, the rename)."""
+    snapshot's clean-up, the completion flush, the rename)."""
     rng = np.random.default_rng(18)
     early = list(range(60, 130, 14))
     spread = sorted(int(k) for k in rng.integers(130, n - 5, size=5))
