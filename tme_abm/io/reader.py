@@ -33,6 +33,7 @@ from tme_abm.io.writer import (
     FORMAT_VERSION,
     PARTIAL_SUFFIX,
     TICK_DIM,
+    RunLayout,
 )
 
 __all__ = [
@@ -202,6 +203,28 @@ def _series_names(f: h5py.File) -> list[str]:
         for k, v in f["timeseries"].items()
         if isinstance(v, h5py.Dataset) and k != TICK_DIM and not _is_scale(v)
     ]
+
+
+def read_layout(f: h5py.File) -> RunLayout:
+    """The :class:`~tme_abm.io.RunLayout` an open run file was written with
+    (what :meth:`~tme_abm.io.RunWriter.reopen` needs to go on writing it)."""
+
+    def attr(ds: h5py.Dataset, key: str, default: str = "") -> str:
+        return str(_py(ds.attrs.get(key, default)))
+
+    fields = [(k, f["fields"][k]) for k in _field_names(f)]
+    columns = [(k, f["cells"][k]) for k in _column_names(f)]
+    series = [(k, f["timeseries"][k]) for k in _series_names(f)]
+    return RunLayout(
+        shape=tuple(int(n) for n in f.attrs["lattice_shape"]),
+        site_um=float(f.attrs["site_um"]),
+        field_names=tuple(k for k, _ in fields),
+        field_units=tuple(attr(ds, "units") for _, ds in fields),
+        field_long_names=tuple(attr(ds, "long_name", k) for k, ds in fields),
+        cell_type_names=tuple(_cell_type_names(f)),
+        cell_columns=tuple((k, ds.dtype.name, attr(ds, "units")) for k, ds in columns),
+        timeseries=tuple((k, attr(ds, "units"), attr(ds, "description")) for k, ds in series),
+    )
 
 
 def _counts(f: h5py.File, index: int, names: list[str]) -> dict[str, int]:

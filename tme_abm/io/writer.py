@@ -536,11 +536,7 @@ class RunWriter:
         self._layout = layout
         self._final = Path(path)
         self._partial = partial_path_for(self._final)
-        self._gzip: dict[str, Any] = {
-            "compression": "gzip",
-            "compression_opts": int(compression_level),
-            "shuffle": True,
-        }
+        self._gzip = _gzip_options(compression_level)
         if not force:
             if self._final.exists():
                 raise RunExistsError(
@@ -618,7 +614,9 @@ class RunWriter:
         f = h5py.File(partial, "r+", **_CHUNK_CACHE)
         try:
             point = _choose_resume_point(f)
-            layout = _layout_from_file(f)
+            from tme_abm.io.reader import read_layout  # the reader imports this module
+
+            layout = read_layout(f)
             if before_truncate is not None:
                 before_truncate(point)
             self = cls.__new__(cls)
@@ -626,12 +624,7 @@ class RunWriter:
             self._final = partial.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
             self._partial = partial
             self._chunk_sites = int(f.attrs.get("chunk_sites", CHUNK_SITES))
-            level = f["lattice/cell_type"].compression_opts
-            self._gzip = {
-                "compression": "gzip",
-                "compression_opts": int(level or 0),
-                "shuffle": True,
-            }
+            self._gzip = _gzip_options(f["lattice/cell_type"].compression_opts or 0)
             self._file = f
             self._bind_existing()
             self._truncate_to(point)
@@ -1290,6 +1283,11 @@ def _cast_column(name: str, arr: np.ndarray, dt: np.dtype) -> np.ndarray:
     return arr.astype(dt)
 
 
+def _gzip_options(level: int) -> dict[str, Any]:
+    """h5py dataset options of the compressed datasets: gzip ``level`` with shuffle."""
+    return {"compression": "gzip", "compression_opts": int(level), "shuffle": True}
+
+
 def _put_row(ds: h5py.Dataset, index: int, value: Any) -> None:
     ds.resize(index + 1, axis=0)
     ds[index] = value
@@ -1375,39 +1373,3 @@ def _choose_resume_point(f: h5py.File) -> ResumePoint:
         return ResumePoint(info.name, i, info.tick, info.time_min, arrays, attrs)
     detail = "; ".join(tried) if tried else "it holds none (killed before its first snapshot)"
     raise CheckpointError(f"no usable checkpoint: {detail}")
-
-
-def _layout_from_file(f: h5py.File) -> RunLayout:
-    """The :class:`RunLayout` an existing run file was written with."""
-
-    def data(group: h5py.Group) -> list[tuple[str, h5py.Dataset]]:
-        return [(k, ds) for k, ds in group.items()
-                if isinstance(ds, h5py.Dataset) and ds.attrs.get("CLASS") != b"DIMENSION_SCALE"]
-
-    def text(value: Any) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    fields = data(f["fields"])
-    ct = f["lattice/cell_type"]
-    codes = [int(v) for v in ct.attrs["flag_values"]]
-    meanings = text(ct.attrs["flag_meanings"]).split()
-    names = dict(zip(codes, meanings, strict=True))
-    cell_types = tuple(names[c] for c in sorted(c for c in codes if c >= 0))
-    columns = tuple(
-        (k, ds.dtype.name, text(ds.attrs.get("units", "")))
-        for k, ds in data(f["cells"]) if k != "row_size"
-    )
-    series = tuple(
-        (k, text(ds.attrs.get("units", "")), text(ds.attrs.get("description", "")))
-        for k, ds in data(f["timeseries"])
-    )
-    return RunLayout(
-        shape=tuple(int(n) for n in f.attrs["lattice_shape"]),
-        site_um=float(f.attrs["site_um"]),
-        field_names=tuple(k for k, _ in fields),
-        field_units=tuple(text(ds.attrs.get("units", "")) for _, ds in fields),
-        field_long_names=tuple(text(ds.attrs.get("long_name", k)) for k, ds in fields),
-        cell_type_names=cell_types,
-        cell_columns=columns,
-        timeseries=series,
-    )
