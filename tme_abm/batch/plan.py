@@ -355,7 +355,7 @@ def parse_sweep_file(path: str | Path) -> tuple[Sweep, list[RunSpec]]:
 def _parent_problems(sweep: Sweep, specs: list[RunSpec]) -> list[tuple[str, str]]:
     """Why the runs of a sweep with a ``parent`` cannot fork from it (one
     check per distinct scenario and overrides, before any run)."""
-    from tme_abm.restart import ForkError, fork_model
+    from tme_abm.restart import ForkError, check_fork
 
     parent = specs[0].parent
     assert parent is not None
@@ -369,9 +369,8 @@ def _parent_problems(sweep: Sweep, specs: list[RunSpec]) -> list[tuple[str, str]
             continue
         seen.add(key)
         try:
-            fork_model(parent, spec.parent_day, scenario=spec.scenario,
-                       overrides=spec.overrides, series_rows=0,
-                       start_therapies_at_fork=spec.treat_from_fork)
+            check_fork(parent, spec.parent_day, scenario=spec.scenario,
+                       overrides=spec.overrides, start_therapies_at_fork=spec.treat_from_fork)
         except ForkError as exc:
             if all(str(exc) not in m for _, m in problems):
                 problems.append(("parent", str(exc)))

@@ -11,7 +11,7 @@
 This package depends on the model, the runner and the run-file package.
 """
 
-from tme_abm.restart.fork import ForkPlan, fork_model, fork_run, forkable_days
+from tme_abm.restart.fork import ForkPlan, check_fork, fork_model, fork_run, forkable_days
 from tme_abm.restart.resume import resume_run
 from tme_abm.restart.source import ForkError, RestartError
 
@@ -19,6 +19,7 @@ __all__ = [
     "ForkError",
     "ForkPlan",
     "RestartError",
+    "check_fork",
     "fork_model",
     "fork_run",
     "forkable_days",

@@ -35,7 +35,6 @@ from tme_abm.restart.source import (
     ForkError,
     RunRecord,
     check_format,
-    engine_scenario,
     file_sha256,
     read_record,
     text,
@@ -211,7 +210,7 @@ def _fork_scenario(
     record: RunRecord,
     scenario: str | Path | None,
     overrides: tuple[str, ...],
-    arrays: dict[str, np.ndarray],
+    has_vessel_sites: bool,
     start_therapies_at: float | None = None,
 ) -> tuple[LoadedScenario, float]:
     """The fork's scenario: a file, or the parent's; then the overrides; then,
@@ -241,7 +240,7 @@ def _fork_scenario(
     problems = apply_overrides(data, overrides) or nesting_problems(data)
     if problems:
         raise ScenarioError(source, problems)
-    if "vessel_sites" in arrays:
+    if has_vessel_sites:
         data.pop("tissue", None)  # sets only the initial state, which the checkpoint replaces
     sc = validate_data(data, source, folder)
     shift = 0.0
@@ -295,37 +294,73 @@ def fork_model(
         If the scenario or an override is invalid.
     """
     parent = Path(path)
-    overrides = tuple(overrides)
+    record, info, index, loaded, shift, checkpoint = _prepare(
+        parent, day, scenario, tuple(overrides), start_therapies_at_fork, read_arrays=True
+    )
+    assert checkpoint is not None
+    arrays, attrs = checkpoint
+    model = TMEModel(loaded, seed=record.seed if seed is None else int(seed),
+                     series_rows=series_rows)
+    try:
+        model.restore_checkpoint(arrays, attrs)
+    except ValueError as exc:
+        raise ForkError(f"{parent}: its checkpoint does not fit the fork's scenario ({exc})"
+                        ) from None
+    return ForkPlan(model, parent, record, info, index, shift)
+
+
+def check_fork(
+    path: str | Path,
+    day: float | None = None,
+    *,
+    scenario: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    start_therapies_at_fork: bool = False,
+) -> None:
+    """Make every check :func:`fork_model` makes, without building the model
+    or reading the checkpoint's arrays (a sweep checks each of its arms).
+
+    Raises
+    ------
+    ForkError, tme_abm.scenario.ScenarioError
+        As :func:`fork_model` would.
+    """
+    _prepare(Path(path), day, scenario, tuple(overrides), start_therapies_at_fork,
+             read_arrays=False)
+
+
+def _prepare(
+    parent: Path,
+    day: float | None,
+    scenario: str | Path | None,
+    overrides: tuple[str, ...],
+    start_therapies_at_fork: bool,
+    *,
+    read_arrays: bool,
+) -> tuple[RunRecord, CheckpointInfo, int, LoadedScenario, float,
+           tuple[dict[str, np.ndarray], dict[str, Any]] | None]:
+    """The parent's record, the chosen checkpoint (and its arrays), and the
+    fork's checked scenario with the therapy shift in days."""
     with _open(parent) as f:
         check_format(f, parent)
         record = read_record(f, parent)
         try:
             info, index = _choose(f, parent, day)
-            arrays, attrs = read_checkpoint_group(f[info.name])
+            has_vessel_sites = "vessel_sites" in f[info.name]
+            checkpoint = read_checkpoint_group(f[info.name]) if read_arrays else None
         except CheckpointError as exc:
             raise ForkError(f"{parent}: {exc}") from None
         except (OSError, KeyError, RuntimeError) as exc:  # e.g. caught mid-write
             raise ForkError(f"{parent} cannot be read ({exc}); if a run is still writing "
                             "it, try again after its next snapshot") from None
     loaded, shift = _fork_scenario(
-        record, scenario, overrides, arrays,
+        record, scenario, overrides, has_vessel_sites,
         info.day if start_therapies_at_fork else None,
     )
     problems = _fork_problems(record.scenario(), loaded.scenario, info.time_min)
     if problems:
         raise ForkError("; ".join(f"{k}: {m}" for k, m in problems))
-    chosen = record.seed if seed is None else int(seed)
-    model_loaded = LoadedScenario(
-        engine_scenario(loaded.scenario, arrays), loaded.text, loaded.path, loaded.overrides
-    )
-    model = TMEModel(model_loaded, seed=chosen, series_rows=series_rows)
-    try:
-        model.restore_checkpoint(arrays, attrs)
-    except ValueError as exc:
-        raise ForkError(f"{parent}: its checkpoint does not fit the fork's scenario ({exc})"
-                        ) from None
-    model.loaded = loaded
-    return ForkPlan(model, parent, record, info, index, shift)
+    return record, info, index, loaded, shift, checkpoint
 
 
 def _parent_entry(plan: ForkPlan) -> dict[str, Any]:
