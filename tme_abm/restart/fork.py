@@ -457,12 +457,12 @@ def fork_run(
     model = plan.model
     layout = run_layout(model)
     entry = _parent_entry(plan)
-    with _open(parent) as f:
-        lineage = json.loads(text(f.attrs.get("lineage", "[]")) or "[]")
-        inherited = {k: f.attrs[k] for k in _INHERITED_ATTRS if k in f.attrs}
+    parent_attrs = plan.record.attrs  # read with the checkpoint, no second open
+    lineage = json.loads(text(parent_attrs.get("lineage", "[]")) or "[]")
     attrs = dict(layout.attrs)
-    for key, value in inherited.items():
-        attrs.setdefault(key, text(value))
+    for key in _INHERITED_ATTRS:
+        if key in parent_attrs:
+            attrs.setdefault(key, text(parent_attrs[key]))
     attrs["parent_run"] = json.dumps(entry, sort_keys=True)
     attrs["lineage"] = json.dumps([*lineage, entry], sort_keys=True)
     layout = type(layout)(**{**layout.__dict__, "attrs": attrs})
