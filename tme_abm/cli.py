@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
 
     viz = sub.add_parser("viz", help="serve the interactive page in the browser")
     viz.add_argument("scenario", type=Path, nargs="?",
-                     help="scenario file or shipped name (default: baseline)")
+                     help="scenario file or shipped name (default: baseline), or a run "
+                          "file (.h5, complete or .partial) to replay")
     viz.add_argument("--from-run", type=Path, metavar="RUN",
                      help="open each tab at a checkpoint of this run file (see --day)")
     viz.add_argument("--day", type=float, metavar="D",
@@ -493,6 +494,18 @@ def _cmd_movie(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_run_file(path: Path) -> bool:
+    """Whether ``tme-abm viz``'s argument names a run file (to replay) rather
+    than a scenario: an ``.h5`` or ``.partial`` name, or HDF5 content."""
+    if path.name.endswith((".h5", ".hdf5", ".h5.partial")):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 def _cmd_viz(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -505,7 +518,19 @@ def _cmd_viz(args: argparse.Namespace) -> int:
         return _fail(f"--port: must be 1-65535, not {args.port}")
     if args.max_models is not None and args.max_models < 1:
         return _fail(f"--max-models: must be at least 1, not {args.max_models}")
-    if args.scenario is not None:
+    replay = None
+    if args.scenario is not None and _is_run_file(args.scenario):
+        from tme_abm.io import RunFileError
+        from tme_abm.viz.frames import RunSource
+
+        if args.from_run is not None:
+            return _fail("--from-run: give either a run file to replay or --from-run, not both")
+        try:  # the page would fail in every tab: say why here, once
+            RunSource(args.scenario)
+        except RunFileError as exc:
+            return _fail(str(exc))
+        replay, args.scenario = args.scenario, None
+    elif args.scenario is not None:
         try:
             load_scenario(args.scenario)
         except ScenarioError as exc:
@@ -526,10 +551,14 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     env = server.server_environment(os.environ, args.scenario, max_models,
-                                    args.from_run, args.day)
+                                    args.from_run, args.day, replay)
     cmd = server.solara_command(args.host, args.port)
-    print(f"tme-abm viz: serving http://{args.host}:{args.port}, at most {max_models} "
-          "tabs with a model at once (Ctrl-C stops)", flush=True)
+    what = (f"the replay of {replay}" if replay is not None
+            else f"at most {max_models} tabs with a model at once")
+    # open as localhost: Solara warns about its session cookie on http://127.0.0.1
+    shown = "localhost" if args.host == "127.0.0.1" else args.host
+    print(f"tme-abm viz: serving http://{shown}:{args.port}, {what} (Ctrl-C stops)",
+          flush=True)
     # become the server, so that signals (Ctrl-C, terminate) reach it directly
     # instead of leaving an orphaned server behind a stopped parent
     os.execve(sys.executable, cmd, env)

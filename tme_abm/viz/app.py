@@ -17,15 +17,31 @@ leaves the tab's model as it was and says why on the page.
 
 from __future__ import annotations
 
-from typing import cast
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
 
+import reacton.ipyvuetify as rv
 import solara
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 from solara.server import kernel_context
 
-from tme_abm.viz.figures import COLOUR_BY, lattice_figure, series_figure
-from tme_abm.viz.interactive import InteractiveModel, first_model, model_params
+from tme_abm.viz.frames import CELL_TYPE, FrameSource, LiveSource, RunSource
+from tme_abm.viz.interactive import (
+    InteractiveModel,
+    PageSettings,
+    first_model,
+    model_params,
+)
+from tme_abm.viz.panels import CLIP_PERCENTILES, ViewSettings, caption, field_scale, lattice_panels
+from tme_abm.viz.params import override_text, parameter_info, parameter_keys, scenario_toml
+from tme_abm.viz.raster import Scale
+from tme_abm.viz.series import LiveSeries, chart_payload, run_series
+from tme_abm.viz.server import REPLAY_ENV
 from tme_abm.viz.slots import TooManyModels, server_slots
 
 #: Errors of a Reset that are the user's input, shown on the page as a message
@@ -34,37 +50,173 @@ RESET_INPUT_ERRORS = (ValueError, TypeError)
 #: This tab's model.  Solara gives each kernel (browser tab) its own value of
 #: a module-level reactive, and drops it when the kernel closes.
 tab_model = solara.reactive(cast(InteractiveModel | None, None))
+#: Width and height of a lattice panel on screen at zoom 1 (pixels).
+VIEW_PX = 440
+#: Size of one time-series chart (pixels).
+CHART_W, CHART_H = 390, 210
+#: Default pause between steps while playing (ms): Mesa's slider goes down to 1.
+PLAY_INTERVAL_MS = 1
+#: Snapshots per second while a replay plays.
+REPLAY_FPS = 5.0
+_CLIP_LABELS = {100.0: "max", 99.9: "99.9th pct", 99.0: "99th pct", 95.0: "95th pct"}
+
+
+@solara.component_vue("lattice.vue")
+def LatticeCanvas(
+    panels: list,
+    nx: int,
+    ny: int,
+    view_px: int,
+    tick: int,
+    caption: str,
+    info: list,
+    info_title: str,
+    event_hover: Callable[[dict], None],
+) -> None:
+    """The lattice panels: pictures scaled in the browser (zoom, pan), legends,
+    colour bars, and the hovered site's values."""
+
+
+@solara.component_vue("chart.vue")
+def Charts(charts: list, marker: float | None, width: int, height: int) -> None:
+    """Time-series panels drawn on canvases in the browser."""
 
 
 @solara.component
-def LatticeView(model: InteractiveModel) -> None:
-    """Lattice (by cell type or STAT3) beside a map of a chosen field."""
-    update_counter.get()
-    colour_by, set_colour_by = solara.use_state(COLOUR_BY[0])
-    field, set_field = solara.use_state("")
-    z, set_z = solara.use_state(-1)
-    fields = list(model.params.field_names)
-    shown = field if field in fields else (fields[0] if fields else None)
-    nz = model.params.dims[0]
-    z_shown = z if 0 <= z < nz else nz // 2
-    with solara.Column():
-        with solara.Row():
-            solara.ToggleButtonsSingle(value=colour_by, values=list(COLOUR_BY),
-                                       on_value=set_colour_by)
-            if fields:
-                solara.Select(label="field", value=shown, values=fields, on_value=set_field)
-            if nz > 1:
-                solara.SliderInt("z slice", value=z_shown, min=0, max=nz - 1, on_value=set_z)
-        for note in model.notes:
-            solara.Warning(note)
-        solara.FigureMatplotlib(lattice_figure(model, colour_by, shown, z_shown), format="png")
+def LatticeView(source: FrameSource, version: int) -> None:
+    """The lattice (by cell type or a per-cell quantity) beside a chosen field,
+    with the view controls; redrawn when ``version`` changes."""
+    cat = source.catalogue
+    colour_by, set_colour_by = solara.use_state(CELL_TYPE)
+    field, set_field = solara.use_state(cat.field_names[0] if cat.field_names else "")
+    z, set_z = solara.use_state(cat.dims[0] // 2)
+    kind, set_kind = solara.use_state("linear")
+    clip, set_clip = solara.use_state(100.0)
+    fixed, set_fixed = solara.use_state(cast(Scale | None, None))
+    outline, set_outline = solara.use_state(True)
+    hover, set_hover = solara.use_state(cast(tuple[int, int] | None, None))
+    shown_field = field if field in cat.field_names else None
+    z = min(max(z, 0), cat.dims[0] - 1)
+    settings = ViewSettings(colour_by, shown_field, z, kind, clip, fixed, outline)
+    panels = solara.use_memo(lambda: lattice_panels(source, settings), [source, version, settings])
+    info = solara.use_memo(
+        lambda: source.site(hover[0], hover[1], z).rows(cat) if hover else [],
+        [source, version, hover, z])
+    labels = dict(zip(cat.field_labels, cat.field_names, strict=True))
+
+    def choose_field(label: str) -> None:
+        set_fixed(None)
+        set_field(labels.get(label, ""))
+
+    def fix_scale(on: bool) -> None:
+        set_fixed(field_scale(source, settings) if on else None)
+
+    with solara.Row(style={"flex-wrap": "wrap", "align-items": "center", "gap": "12px"}):
+        solara.Select(label="colour cells by", value=colour_by,
+                      values=[CELL_TYPE, *cat.quantities], on_value=set_colour_by)
+        solara.Checkbox(label="outline tumour", value=outline, on_value=set_outline)
+        if cat.field_names:
+            current = cat.field_labels[cat.field_names.index(shown_field)] if shown_field else ""
+            solara.Select(label="field", value=current, values=list(labels),
+                          on_value=choose_field)
+            solara.ToggleButtonsSingle(value=kind, values=["linear", "log"],
+                                       on_value=lambda v: (set_fixed(None), set_kind(v)))
+            solara.Select(label="scale top", value=_CLIP_LABELS[clip],
+                          values=[_CLIP_LABELS[c] for c in CLIP_PERCENTILES],
+                          on_value=lambda v: set_clip(
+                              {lab: c for c, lab in _CLIP_LABELS.items()}[v]))
+            solara.Checkbox(label="fix field scale", value=fixed is not None, on_value=fix_scale)
+        if cat.is_3d:
+            solara.SliderInt("z slice", value=z, min=0, max=cat.dims[0] - 1, on_value=set_z)
+    LatticeCanvas(
+        panels=panels, nx=cat.dims[2], ny=cat.dims[1], view_px=VIEW_PX, tick=source.tick,
+        caption=caption(source, z), info=info,
+        info_title="site under the pointer" if hover else "hover a site to see its cell",
+        event_hover=lambda site: set_hover((int(site["x"]), int(site["y"]))),
+    )
 
 
 @solara.component
-def SeriesView(model: InteractiveModel) -> None:
-    """Counts, mean STAT3 per type and field means over time."""
-    update_counter.get()
-    solara.FigureMatplotlib(series_figure(model), format="png")
+def LivePanels(model: InteractiveModel) -> None:
+    """The lattice and time series of a running model, redrawn every step."""
+    version = update_counter.get()
+    source = solara.use_memo(lambda: LiveSource(model), [model])
+    series = solara.use_memo(lambda: LiveSeries(model, source.catalogue), [model])
+    charts = solara.use_memo(lambda: chart_payload(series.update(), source.catalogue),
+                             [model, version])
+    for note in getattr(model, "notes", []):
+        solara.Warning(note)
+    LatticeView(source, version)
+    Charts(charts=charts, marker=None, width=CHART_W, height=CHART_H)
+
+
+def _typed_input(info: Any, value: Any, on_value: Callable[[Any], None]) -> None:
+    label = f"value ({info.units})" if info.units else "value"
+    if info.kind == "bool":
+        solara.Checkbox(label=label, value=bool(value), on_value=on_value)
+    elif info.kind == "choice":
+        solara.Select(label=label, value=str(value), values=list(info.choices),
+                      on_value=on_value)
+    elif info.kind == "int":
+        solara.InputInt(label=label, value=int(value), on_value=on_value)
+    else:
+        solara.InputFloat(label=label, value=float(value), on_value=on_value)
+
+
+@solara.component
+def ParameterCard(model: InteractiveModel, settings: PageSettings) -> None:
+    """Set any scenario parameter by dotted key (typed, with units and range,
+    applied on Reset), and save the model's scenario as a file."""
+    base = getattr(model, "file_scenario", model.scenario)
+    keys = solara.use_memo(lambda: parameter_keys(base), [base])
+    key, set_key = solara.use_state(cast(str | None, None))
+    value, set_value = solara.use_state(cast(Any, None))
+    message, set_message = solara.use_state("")
+    overrides, set_overrides = solara.use_state(list(settings.overrides))
+    info = parameter_info(base, key) if key in keys else None
+
+    def choose(k: str | None) -> None:
+        set_key(k)
+        set_message("")
+        set_value(parameter_info(base, k).value if k in keys else None)
+
+    def add() -> None:
+        if info is None:
+            return
+        problem = info.check(value)
+        if problem:
+            set_message(problem)
+            return
+        settings.set(override_text(info.key, value))
+        set_overrides(list(settings.overrides))
+        set_message(f"{info.key} will be {value} after Reset")
+
+    def remove(k: str) -> None:
+        settings.remove(k)
+        set_overrides(list(settings.overrides))
+
+    with solara.Card("Scenario parameters"):
+        rv.Autocomplete(items=keys, v_model=key, on_v_model=choose, clearable=True,
+                        label=f"parameter by dotted key ({len(keys)})", dense=True)
+        if info is not None:
+            solara.Text(f"now {info.value}; allowed: {info.allowed()}"
+                        + (f"; units {info.units}" if info.units else ""))
+            _typed_input(info, value if value is not None else info.value, set_value)
+            solara.Button("Set (applies on Reset)", on_click=add, color="primary", small=True)
+        if message:
+            solara.Info(message, dense=True)
+        for item in overrides:
+            k = item.partition("=")[0]
+            with solara.Row(style={"align-items": "center"}):
+                solara.Text(item, style={"font-family": "monospace", "font-size": "12px"})
+                solara.Button("×", on_click=lambda k=k: remove(k), text=True, small=True)
+        source = getattr(model, "loaded", None)
+        path = source.path if source is not None else None
+        solara.FileDownload(
+            lambda: scenario_toml(model.scenario, path, tuple(getattr(model, "overrides", ()))),
+            filename=f"{model.scenario.name}_from_page.toml",
+            label="Save this model's scenario (.toml)",
+        )
 
 
 def claim_slot() -> str | None:
@@ -95,6 +247,8 @@ def ModelPage() -> None:
         if tab_model.peek() is None:
             tab_model.set(first_model())
 
+    settings = solara.use_memo(PageSettings, [])
+    params = solara.use_memo(lambda: model_params(settings), [settings])
     solara.use_effect(build, [])
     if tab_model.value is None:
         solara.Text("building the model...")
@@ -102,18 +256,87 @@ def ModelPage() -> None:
     SolaraViz(
         tab_model,
         components=[],
-        model_params=model_params(),
+        model_params=params,
         name="tme_abm: tumour microenvironment with per-cell STAT3",
-        play_interval=50,
+        play_interval=PLAY_INTERVAL_MS,
     )
-    with solara.Column(style={"padding": "8px", "width": "100%"}):
-        LatticeView(tab_model.value)
-        SeriesView(tab_model.value)
+    with solara.Column(style={"padding": "8px 8px 8px 24px", "width": "100%"}):
+        LivePanels(tab_model.value)
+    ParameterSidebar(tab_model.value, settings)
+
+
+@solara.component
+def ParameterSidebar(model: InteractiveModel, settings: PageSettings) -> None:
+    """The parameter card, in the sidebar below SolaraViz's cards (a child
+    component draws after SolaraViz has filled the sidebar)."""
+    with solara.Sidebar():
+        ParameterCard(model, settings)
+
+
+@solara.component
+def ReplayPage(path: str) -> None:
+    """A run file's snapshots: a slider, play/pause, and the same panels as a
+    live model (each snapshot read from disk when shown)."""
+    source = solara.use_memo(lambda: RunSource(path), [path])
+    n, set_n = solara.use_state(source.n_snapshots)
+    index, set_index = solara.use_state(source.n_snapshots - 1)
+    playing, set_playing = solara.use_state(False)
+    series = solara.use_memo(lambda: run_series(path, source.catalogue), [path, n])
+    charts = solara.use_memo(lambda: chart_payload(series, source.catalogue), [series])
+    lock = solara.use_memo(threading.Lock, [])
+    days = solara.use_memo(source.snapshot_days, [n])
+    with lock:
+        source.load(index)
+
+    def play() -> None:
+        # one snapshot per run of this thread: it restarts whenever the index changes
+        if not playing:
+            return
+        time.sleep(1.0 / REPLAY_FPS)
+        if index + 1 >= n:
+            set_playing(False)
+        else:
+            set_index(index + 1)
+
+    solara.use_thread(play, [playing, index])
+
+    def refresh() -> None:
+        set_n(source.refresh())
+
+    def toggle() -> None:
+        if not playing and index >= n - 1:
+            set_index(0)
+        set_playing(not playing)
+
+    with solara.AppBar():
+        solara.AppBarTitle(f"tme_abm replay: {Path(path).name}")
+    with solara.Column(style={"padding": "8px 8px 8px 24px", "width": "100%"}):
+        status = "complete" if not path.endswith(".partial") else "partial (still written?)"
+        solara.Text(f"{path}: {n} snapshots, {status}; scenario {source.scenario.name}")
+        with solara.Row(style={"align-items": "center", "gap": "12px"}):
+            solara.Button("❚❚" if playing else "▶", on_click=toggle, color="primary")
+            solara.SliderInt(f"snapshot ({index + 1} of {n}, day {days[index]:.2f})",
+                             value=index, min=0, max=n - 1,
+                             on_value=lambda v: (set_playing(False), set_index(v)))
+            solara.Button("re-read file", on_click=refresh, text=True)
+        LatticeView(source, index)
+        Charts(charts=charts, marker=float(days[index]), width=CHART_W, height=CHART_H)
 
 
 @solara.component
 def Page() -> None:
-    """The whole page; one model per browser tab, at most ``--max-models`` tabs."""
+    """The whole page; one model per browser tab, at most ``--max-models`` tabs,
+    or the replay of the run file given to ``tme-abm viz RUN.h5``."""
+    replay = os.environ.get(REPLAY_ENV)
+    if replay:
+        ReplayPage(replay)
+    else:
+        LivePage()
+
+
+@solara.component
+def LivePage() -> None:
+    """A live model for this tab, if a model slot is free."""
     attempt, set_attempt = solara.use_state(0)
     refusal = solara.use_memo(claim_slot, [attempt])
     if refusal is None:

@@ -84,7 +84,9 @@ def served(scenario: str | None = None, timeout_s: float = 120.0,
                 if time.time() > deadline:
                     raise RuntimeError(f"tme-abm viz did not listen within {timeout_s:g} s")
                 time.sleep(0.3)
-            yield f"http://127.0.0.1:{port}"
+            # "localhost", not 127.0.0.1: Solara sets its session cookie for localhost
+            # without warning (samesite=none needs https or localhost)
+            yield f"http://localhost:{port}"
         finally:
             proc.terminate()
             try:
@@ -95,11 +97,11 @@ def served(scenario: str | None = None, timeout_s: float = 120.0,
 
 
 def lattice_pixels(page) -> bytes:
-    """The lattice picture as rendered.  Its ``src`` is a fresh ``blob:`` URL
-    on every redraw, so only the pixels tell whether the picture changed."""
-    img = page.locator("img").first
-    img.wait_for(timeout=60_000)
-    return img.screenshot()
+    """The lattice panel as rendered (a screenshot of its view: only the
+    pixels tell whether the picture changed)."""
+    view = page.locator(".tme-view").first
+    view.wait_for(timeout=60_000)
+    return view.screenshot()
 
 
 def wait_for_new_picture(page, old: bytes, timeout_s: float = 60.0, poll_ms: int = 100) -> bytes:

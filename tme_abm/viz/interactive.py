@@ -14,6 +14,7 @@ mapped to a file on the server; anything else is refused with
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,35 +87,55 @@ def scenario_file(label: object) -> Path:
     )
 
 
+@dataclass
+class PageSettings:
+    """A tab's settings that Mesa's controls cannot hold: scenario parameters
+    set by dotted key (``--set`` items, applied on Reset)."""
+
+    overrides: list[str] = field(default_factory=list)
+
+    def set(self, item: str) -> None:
+        """Add ``key=value``, replacing an earlier value of the same key."""
+        key = item.partition("=")[0]
+        self.overrides = [o for o in self.overrides if o.partition("=")[0] != key] + [item]
+
+    def remove(self, key: str) -> None:
+        self.overrides = [o for o in self.overrides if o.partition("=")[0] != key]
+
+
 def _with_therapies(
-    loaded: LoadedScenario, knockout: str, inhibitor_dose_ng_per_ml: float, anti_pd1: bool
+    loaded: LoadedScenario, knockout: str, inhibitor_dose_ng_per_ml: float, anti_pd1: bool,
+    from_day: float = 0.0,
 ) -> tuple[LoadedScenario, list[str]]:
-    """The scenario with the page's therapies added; also notes on controls
-    that do not apply to it."""
+    """The scenario with the page's therapies added from ``from_day``; also
+    notes on controls that do not apply to it."""
     sc = loaded.scenario
     data = sc.model_dump(mode="json")
     notes: list[str] = []
     therapies = data.setdefault("therapy", [])
     if knockout != NO_KNOCKOUT:
         if knockout in sc.groups or knockout in sc.cell_types:
-            therapies.append({"kind": "stat3_knockout", "cell_types": [knockout]})
+            therapies.append({"kind": "stat3_knockout", "cell_types": [knockout],
+                              "start_day": float(from_day)})
         else:
             notes.append(f"knockout: {sc.name} has no cell type or group {knockout!r}")
     if inhibitor_dose_ng_per_ml > 0:
         if sc.stat3_inhibitor is None:
             notes.append(f"inhibitor: {sc.name} has no [stat3_inhibitor] field")
         else:
-            doses = max(1, int(sc.domain.duration_days) + 1)
+            doses = max(1, int(sc.domain.duration_days - from_day) + 1)
             therapies.append({
                 "kind": "drug", "field": sc.stat3_inhibitor.field,
                 "dose_ng_per_ml": float(inhibitor_dose_ng_per_ml), "doses": doses,
+                "first_dose_day": float(from_day),
                 **INHIBITOR_PK,
             })
     if anti_pd1:
         targets = sorted({t for ct in sc.cell_types.values() for t in ct.kill_targets})
         if targets:
             therapies.append({"kind": "scale_behaviour", "cell_types": targets,
-                              "behaviour": "kill_resistance", "factor": 0.0})
+                              "behaviour": "kill_resistance", "factor": 0.0,
+                              "start_day": float(from_day)})
         else:
             notes.append(f"anti-PD-1: {sc.name} has no killers")
     scenario = validate_data(data, str(loaded.path))
@@ -138,6 +159,11 @@ class InteractiveModel(TMEModel):
         Peak plasma level of a daily STAT3-inhibitor dose from day 0 (0: none).
     anti_pd1
         PD-1/PD-L1 blockade from day 0 (targets lose their kill resistance).
+    therapy_from_day
+        Day from which the knockout, inhibitor and anti-PD-1 act (0: from the start).
+    settings
+        The tab's :class:`PageSettings` (parameters by dotted key), read on
+        every Reset.
     """
 
     def __init__(
@@ -147,10 +173,14 @@ class InteractiveModel(TMEModel):
         knockout: str = NO_KNOCKOUT,
         inhibitor_dose_ng_per_ml: float = 0.0,
         anti_pd1: bool = False,
+        therapy_from_day: float = 0.0,
+        settings: PageSettings | None = None,
     ) -> None:
         path = scenario_file(scenario)
+        self.overrides = tuple(settings.overrides) if settings is not None else ()
         loaded, self.notes = _with_therapies(
-            load_scenario(path), knockout, inhibitor_dose_ng_per_ml, anti_pd1
+            load_scenario(path, self.overrides), knockout, inhibitor_dose_ng_per_ml, anti_pd1,
+            float(therapy_from_day),
         )
         super().__init__(loaded, seed=seed)
 
@@ -172,6 +202,7 @@ def model_from_run(path: str | Path, day: float | None = None) -> InteractiveMod
     model = plan.model
     model.__class__ = InteractiveModel  # the same state; only Reset differs
     model.notes = [f"opened at day {plan.time_min / 1440.0:g} of {Path(path).name}"]
+    model.overrides = ()
     return model
 
 
@@ -185,8 +216,9 @@ def first_model() -> InteractiveModel:
     return InteractiveModel(scenario=start_scenario())
 
 
-def model_params() -> dict[str, Any]:
-    """The controls, in SolaraViz's ``model_params`` format (applied on Reset)."""
+def model_params(settings: PageSettings | None = None) -> dict[str, Any]:
+    """The controls, in SolaraViz's ``model_params`` format (applied on Reset);
+    ``settings`` (the tab's) is passed to the model as it is."""
     start = load_scenario(scenario_choices()[start_scenario()]).scenario
     knockouts = [NO_KNOCKOUT, *start.groups, *start.cell_types]
     return {
@@ -199,4 +231,8 @@ def model_params() -> dict[str, Any]:
                                      "max": 50.0, "step": 1.0,
                                      "label": "STAT3 inhibitor dose (ng/mL, daily)"},
         "anti_pd1": {"type": "Checkbox", "value": False, "label": "anti-PD-1"},
+        "therapy_from_day": {"type": "SliderFloat", "value": 0.0, "min": 0.0,
+                             "max": float(start.domain.duration_days), "step": 0.5,
+                             "label": "therapies above from day"},
+        "settings": settings if settings is not None else PageSettings(),
     }

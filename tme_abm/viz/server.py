@@ -18,6 +18,8 @@ SCENARIO_ENV = "TME_ABM_VIZ_SCENARIO"
 #: opens every new tab at a checkpoint of a run file.
 FROM_RUN_ENV = "TME_ABM_VIZ_FROM_RUN"
 FROM_DAY_ENV = "TME_ABM_VIZ_FROM_DAY"
+#: Environment variable through which ``tme-abm viz RUN.h5`` names the run file to replay.
+REPLAY_ENV = "TME_ABM_VIZ_REPLAY"
 #: The page Solara serves.
 APP = Path(__file__).resolve().parent / "app.py"
 #: How long a tab's model outlives a lost connection (Solara's default is 24 h,
@@ -44,6 +46,7 @@ def server_environment(
     max_models: int,
     from_run: Path | None = None,
     from_day: float | None = None,
+    replay: Path | None = None,
 ) -> dict[str, str]:
     """The server's environment: ``environ`` plus the page's settings.
 
@@ -59,10 +62,14 @@ def server_environment(
     from_run, from_day
         Open each tab's first model at this run file's checkpoint nearest
         ``from_day`` (None: the latest); Reset then builds from the controls.
+    replay
+        Serve the replay of this run file instead of a live model.
     """
     env = dict(environ)
-    for key in (SCENARIO_ENV, FROM_RUN_ENV, FROM_DAY_ENV):
+    for key in (SCENARIO_ENV, FROM_RUN_ENV, FROM_DAY_ENV, REPLAY_ENV):
         env.pop(key, None)
+    if replay is not None:
+        env[REPLAY_ENV] = str(replay.resolve())
     if from_run is not None:
         env[FROM_RUN_ENV] = str(from_run.resolve())
         if from_day is not None:
