@@ -424,10 +424,13 @@ def test_the_page_opens_at_a_checkpoint_of_a_run(straight, monkeypatch):
     model.step()
     assert model.engine.tick == 49 and model.steps == 49
     # the page's time series start at the checkpoint's day, not at 0
-    from tme_abm.viz.figures import series_figure
+    from tme_abm.viz.frames import LiveSource
+    from tme_abm.viz.series import LiveSeries, chart_payload
 
-    days = series_figure(model).axes[0].lines[0].get_xdata()
-    assert days[0] == pytest.approx(FORK_DAY) and days[-1] == pytest.approx(49 * 5 / 1440)
+    catalogue = LiveSource(model).catalogue
+    days = chart_payload(LiveSeries(model, catalogue).update(), catalogue)[0]["x"]
+    assert days[0] == pytest.approx(FORK_DAY, rel=1e-3)
+    assert days[-1] == pytest.approx(49 * 5 / 1440, rel=1e-3)
 
 
 def test_viz_refuses_a_run_it_cannot_open(straight, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The page's pieces without a browser: controls -> model, figures, command."""
 
+import base64
 import builtins
 import io
 import json
@@ -16,15 +17,20 @@ from tme_abm import cli
 from tme_abm.model import TMEModel
 from tme_abm.scenario.library import examples_dir, list_scenarios
 from tme_abm.viz import interactive, server, slots
-from tme_abm.viz.figures import lattice_figure, series_figure
+from tme_abm.viz.frames import CELL_TYPE, LiveSource, RunSource
 from tme_abm.viz.interactive import (
     SCENARIO_ENV,
     InteractiveModel,
+    PageSettings,
     ScenarioNotOffered,
     model_params,
     scenario_choices,
     start_scenario,
 )
+from tme_abm.viz.panels import ViewSettings, caption, lattice_panels
+from tme_abm.viz.params import override_text, parameter_info, parameter_keys, scenario_toml
+from tme_abm.viz.raster import Scale, auto_scale, tumour_edge
+from tme_abm.viz.series import LiveSeries, SeriesBuffer, chart_payload, run_series
 from tme_abm.viz.slots import ModelSlots, TooManyModels
 
 TINY = Path(__file__).parent / "data" / "tiny.toml"
@@ -67,43 +73,142 @@ def test_model_params_offer_every_scenario_and_the_baseline_groups():
         assert key in InteractiveModel.__init__.__code__.co_varnames
 
 
-def test_lattice_figure_by_type_and_by_stat3(tiny):
+def _pixels(data_url: str) -> np.ndarray:
+    """The RGB array of a PNG data URL, row 0 at the top."""
+    from PIL import Image
+
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+
+
+def _rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_lattice_picture_has_one_pixel_per_site_in_the_type_colours(tiny):
     m = InteractiveModel(scenario=tiny)
     for _ in range(3):
         m.step()
-    fig = lattice_figure(m, "cell type", "il6")
-    ax_cells, ax_field = fig.axes[0], fig.axes[1]
-    labels = [t.get_text() for t in ax_cells.get_legend().get_texts()]
-    counts = m.engine.counts()
-    assert labels == [f"{n} ({c})" for n, c in zip(m.params.type_names, counts, strict=True)]
-    shown = ax_field.images[0].get_array()
-    assert np.allclose(shown, m.engine.field_grid(0))
-    fig = lattice_figure(m, "STAT3", None)
-    stat3 = fig.axes[0].images[0].get_array()
+    source = LiveSource(m)
+    panels = lattice_panels(source, ViewSettings(field="il6", outline_tumour=False))
+    types = m.engine.cell_type_grid()
+    pixels = _pixels(panels[0]["src"])
+    assert pixels.shape == (*types.shape, 3)
+    colours = [ct.colour for ct in m.scenario.cell_types.values()]
+    for (y, x), code in np.ndenumerate(types):  # y = 0 is the picture's bottom row
+        want = (255, 255, 255) if code < 0 else _rgb(colours[code])
+        assert tuple(pixels[types.shape[0] - 1 - y, x]) == want
+    legend = panels[0]["legend"]
+    assert [item["label"] for item in legend] == [ct.label or n for n, ct in
+                                                  m.scenario.cell_types.items()]
+    assert [int(item["count"].replace(",", "")) for item in legend] == list(m.engine.counts())
+    # the field picture: brightest where the field peaks, with its units and range
+    field = m.engine.field_grid(0)
+    bright = _pixels(panels[1]["src"]).astype(int).sum(axis=2)[::-1]
+    assert np.unravel_index(bright.argmax(), bright.shape) in set(
+        zip(*np.nonzero(field == field.max()), strict=True))
+    assert panels[1]["colorbar"]["label"] == "ng/mL"
+    assert float(panels[1]["colorbar"]["high"]) == pytest.approx(field.max(), rel=1e-2)
+
+
+def test_stat3_picture_and_hover_read_the_cell_at_the_site(tiny):
+    m = InteractiveModel(scenario=tiny)
+    for _ in range(3):
+        m.step()
+    source = LiveSource(m)
+    plane = source.quantity("STAT3")
     c = m.engine.cells
     ys, xs = np.divmod(c.site[: c.n].astype(int), m.params.dims[2])
-    assert np.allclose(stat3[ys, xs], c.stat3[: c.n])
-    assert np.ma.count_masked(stat3) == stat3.size - c.n  # empty sites are blank
+    assert np.allclose(plane[ys, xs], c.stat3[: c.n])
+    assert np.isnan(plane).sum() == plane.size - c.n  # empty sites have no value
+    row = int(np.argmax(c.stat3[: c.n]))
+    info = source.site(int(xs[row]), int(ys[row]))
+    assert info.cell["STAT3"] == pytest.approx(float(c.stat3[row]))
+    name, ct = list(m.scenario.cell_types.items())[c.type[row]]
+    assert info.cell["cell"] == (ct.label or name)
+    assert info.cell["division (1/min)"] == pytest.approx(float(c.behaviours[row, 0]))
+    flat = int(c.site[row])
+    assert info.fields["IL-6 (ng/mL)"] == pytest.approx(float(m.engine.conc.reshape(
+        -1, len(m.params.field_names))[flat, 0]))
+    empty = np.argwhere(m.engine.cell_type_grid() < 0)[0]
+    assert source.site(int(empty[1]), int(empty[0])).cell == {}
 
 
 def test_three_dimensional_lattice_shows_the_chosen_slice():
     model = TMEModel(TINY, overrides=["domain.shape=[6,30,30]"])
-    fig = lattice_figure(model, "cell type", "il6", z=3)
-    assert np.array_equal(fig.axes[0].images[0].get_array(),
-                          model.engine.cell_type_grid()[3] + 1)
-    assert np.allclose(fig.axes[1].images[0].get_array(), model.engine.field_grid(0)[3])
-    assert "z = 3" in fig._suptitle.get_text()
+    source = LiveSource(model)
+    panels = lattice_panels(source, ViewSettings(field="il6", z=3, outline_tumour=False))
+    types = model.engine.cell_type_grid()[3]
+    pixels = _pixels(panels[0]["src"])[::-1]
+    assert np.array_equal(pixels.sum(axis=2) == 255 * 3, types < 0)
+    assert "z = 3" in caption(source, 3)
 
 
-def test_series_figure_has_one_line_per_type_and_field(tiny):
+def test_a_field_of_zeros_is_drawn_on_the_scale_of_its_biology(tiny):
+    m = InteractiveModel(scenario=tiny)  # fields start empty
+    source = LiveSource(m)
+    assert float(m.engine.field_grid(0).max()) == 0.0
+    panels = lattice_panels(source, ViewSettings(field="il6"))
+    bar = panels[1]["colorbar"]
+    # the lowest half-max at which a cell of the scenario responds to IL-6, not 1e-9
+    half_maxes = [i.half_max_ng_per_ml for ct in m.scenario.cell_types.values()
+                  for i in ct.stat3.inputs if i.field == "il6"]
+    half_maxes += [r.half_max for r in m.scenario.rules if r.signal == "il6"]
+    assert float(bar["high"]) == pytest.approx(min(half_maxes), rel=1e-2)
+    assert "zero everywhere" in panels[1]["title"]
+
+
+def test_scales_clip_take_logs_and_stay_fixed():
+    values = np.r_[np.linspace(0.0, 1.0, 1000), 1000.0]
+    assert auto_scale(values).vmax == 1000.0
+    assert auto_scale(values, clip_percentile=99.0).vmax < 1.0
+    log = auto_scale(values, "log")
+    assert log.kind == "log" and log.vmax == 1000.0 and log.vmin == pytest.approx(1.0)
+    codes = Scale(0.0, 1.0).codes(np.array([np.nan, 0.0, 0.5, 1.0, 7.0]))
+    assert list(codes) == [0, 1, 128, 255, 255]  # 0: no value; above the top: clipped
+    assert list(Scale(1.0, 100.0, "log").codes(np.array([1.0, 10.0, 100.0]))) == [1, 128, 255]
+
+
+def test_tumour_edge_is_the_outer_boundary_only():
+    types = np.full((20, 20), -1, dtype=np.int8)
+    yy, xx = np.mgrid[:20, :20]
+    types[(yy - 10) ** 2 + (xx - 10) ** 2 <= 36] = 0
+    types[10, 10] = 1  # an immune cell inside the tumour: no edge around it
+    edge = tumour_edge(types, [0])
+    assert not edge[9:12, 9:12].any()
+    assert edge.sum() > 0 and np.all(types[edge] == 0)
+    # every edge site touches a site outside the disc
+    outside = types < 0
+    for y, x in zip(*np.nonzero(edge), strict=True):
+        assert outside[y - 1:y + 2, x - 1:x + 2].any()
+
+
+def test_series_buffer_stays_bounded_and_keeps_the_ends():
+    buffer = SeriesBuffer(["a"], cap=50)
+    for tick in range(100_000):
+        buffer.add(tick, [tick * 2.0])
+    ticks, values = buffer.arrays()
+    assert len(ticks) <= 2 * 50 + 1
+    assert ticks[0] == 0 and ticks[-1] == 99_999
+    assert np.all(np.diff(ticks) > 0) and np.all(values[:, 0] == ticks * 2.0)
+    assert np.all(ticks[:-1] % buffer.stride == 0)
+
+
+def test_live_series_carry_the_models_values(tiny):
     m = InteractiveModel(scenario=tiny)
-    for _ in range(4):
+    source = LiveSource(m)
+    series = LiveSeries(m, source.catalogue)
+    for _ in range(5):
         m.step()
-    fig = series_figure(m)
-    counts, stat3, fields = fig.axes
-    assert len(counts.lines) == len(stat3.lines) == len(m.params.type_names)
-    assert len(fields.lines) == len(m.params.field_names)
-    assert len(counts.lines[0].get_xdata()) == m.engine.tick + 1
+        series.update()
+    m.step()
+    charts = chart_payload(series.update(), source.catalogue)
+    frame = m.datacollector.get_model_vars_dataframe()
+    assert [c["title"] for c in charts][:2] == ["cells per type", "mean STAT3 per type"]
+    counts = charts[0]["lines"]
+    assert len(counts) == len(m.params.type_names) and len(charts[0]["x"]) == 7
+    first = m.params.type_names[0]
+    assert counts[0]["y"] == [float(v) for v in frame[f"count_{first}"]]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -118,19 +223,121 @@ def test_viz_command_rejects_bad_input(args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_series_figure_at_tick_zero_draws_without_warnings(tiny):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A complete run file of the tiny scenario (7 snapshots)."""
+    out = tmp_path_factory.mktemp("replay") / "tiny.h5"
+    proc = subprocess.run([sys.executable, "-m", "tme_abm", "run", str(TINY), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_replay_reads_the_snapshot_shown_and_nothing_else(tiny_run):
+    from tme_abm.io import read_snapshot
+
+    source = RunSource(tiny_run)
+    assert source.n_snapshots == 7 and source.index == 6  # opens at the last snapshot
+    for index in (0, 3, 6):
+        source.load(index)
+        snap = read_snapshot(tiny_run, index)
+        assert source.time_min == snap["time_min"]
+        assert np.array_equal(source.types(), snap["cell_type"])
+        assert np.array_equal(source.field("il6"), snap["fields"]["il6"])
+        cells = snap["cells"]
+        plane = source.quantity("STAT3")
+        ys, xs = np.divmod(cells["site"].astype(int), 40)
+        assert np.allclose(plane[ys, xs], cells["stat3"])
+        assert source.counts() == list(np.bincount(cells["type"], minlength=3)[:3])
+        info = source.site(int(xs[0]), int(ys[0]))
+        assert info.cell["STAT3"] == pytest.approx(float(cells["stat3"][0]))
+        assert info.fields["IL-6 (ng/mL)"] == pytest.approx(
+            float(snap["fields"]["il6"][ys[0], xs[0]]))
+    # the panels and series draw from the file alone
+    assert len(lattice_panels(source, ViewSettings(field="il6"))) == 2
+    charts = chart_payload(run_series(tiny_run, source.catalogue), source.catalogue)
+    assert charts[0]["x"][0] == 0.0 and charts[0]["x"][-1] == pytest.approx(0.5)
+
+
+def test_replay_of_a_partial_file_grows_with_it(tiny_run, tmp_path):
+    import h5py
+
+    partial = tmp_path / "cut.h5.partial"
+    partial.write_bytes(tiny_run.read_bytes())
+    with h5py.File(partial, "r+") as f:  # a writer that has finished 3 snapshots
+        f["time"].resize((3,))
+    source = RunSource(partial)
+    assert source.n_snapshots == 3
+    with h5py.File(partial, "r+") as f:
+        f["time"].resize((5,))
+    assert source.refresh() == 5
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not an HDF5 file"),
+    (b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "cannot be read"),
+])
+def test_viz_refuses_a_broken_run_file(tmp_path, content, message):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "tme_abm", "viz", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and "bad.h5" in proc.stderr
+
+
+def test_parameters_by_dotted_key_are_typed_with_units_and_range():
+    from tme_abm.scenario import load_scenario
+
+    sc = load_scenario(list_scenarios()["baseline"]).scenario
+    keys = parameter_keys(sc)
+    assert "cell_types.cd8.kill_rate_per_min" in keys and "name" not in keys
+    info = parameter_info(sc, "cell_types.cd8.kill_rate_per_min")
+    assert (info.kind, info.units, info.low, info.value) == ("float", "1/min", 0.0, 0.003)
+    assert info.check(-1.0) and info.check(0.01) is None
+    frac = parameter_info(sc, "cell_types.cd8.chemotaxis_bias")
+    assert (frac.low, frac.high) == (0.0, 1.0) and frac.check(1.5)
+    solver = parameter_info(sc, "domain.field_solver")
+    assert solver.kind == "choice" and set(solver.choices) == {"exact", "lod"}
+    assert parameter_info(sc, "cell_types.tumour.secretion_ng_per_ml_per_min.il6").units == \
+        "ng/mL/min"
+    with pytest.raises(KeyError):
+        parameter_info(sc, "cell_types.cd8.no_such_key")
+
+
+def test_page_settings_and_a_later_therapy_day_reach_the_model(tmp_path):
+    settings = PageSettings()
+    settings.set(override_text("placement.0.radius_um", 100.0))
+    settings.set(override_text("placement.0.radius_um", 120.0))  # replaces the first
+    assert settings.overrides == ["placement.0.radius_um=120.0"]
+    m = InteractiveModel(knockout="tumour", anti_pd1=True, therapy_from_day=2.0,
+                         settings=settings)
+    assert m.scenario.placement[0].radius_um == 120.0
+    assert {t.kind: t.start_day for t in m.scenario.therapy} == {
+        "stat3_knockout": 2.0, "scale_behaviour": 2.0}
+    # saved as a scenario file that validates and runs as the same scenario
+    text = scenario_toml(m.scenario, m.loaded.path, m.overrides)
+    saved = tmp_path / "saved.toml"
+    saved.write_text(text, encoding="utf-8")
+    from tme_abm.scenario import load_scenario
+
+    assert load_scenario(saved).scenario == m.scenario
+    assert "placement.0.radius_um=120.0" in text
+    bad = PageSettings(["placement.0.radius_um=-5"])
+    with pytest.raises(ValueError, match="radius_um"):
+        InteractiveModel(settings=bad)
+
+
+def test_page_pieces_draw_at_tick_zero_without_warnings(tiny):
     m = InteractiveModel(scenario=tiny)  # fields start empty: every field mean is 0
-    assert all(v[0] == 0 for k, v in m.datacollector.model_vars.items()
-               if k.startswith("field_mean_"))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # matplotlib: "Data has no positive values"
-        fig = series_figure(m)
-        fig.savefig(io.BytesIO(), format="png")
-    counts, _, fields = fig.axes
-    assert fields.get_yscale() == "linear" and counts.get_yscale() == "log"
-    for _ in range(3):
-        m.step()
-    assert series_figure(m).axes[2].get_yscale() == "log"
+        warnings.simplefilter("error")
+        source = LiveSource(m)
+        for colour_by in (CELL_TYPE, *source.catalogue.quantities):
+            lattice_panels(source, ViewSettings(colour_by=colour_by, field="il6",
+                                                field_scale="log"))
+        charts = chart_payload(LiveSeries(m, source.catalogue).update(), source.catalogue)
+    assert len(charts[0]["x"]) == 1  # the first tick is drawn
 
 
 # --- what the page accepts from the browser --------------------------------------------
