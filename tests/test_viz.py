@@ -105,8 +105,9 @@ def test_lattice_picture_has_one_pixel_per_site_in_the_type_colours(tiny):
     # the field picture: brightest where the field peaks, with its units and range
     field = m.engine.field_grid(0)
     bright = _pixels(panels[1]["src"]).astype(int).sum(axis=2)[::-1]
-    assert np.unravel_index(bright.argmax(), bright.shape) in set(
-        zip(*np.nonzero(field == field.max()), strict=True))
+    peak = np.unravel_index(field.argmax(), field.shape)
+    assert bright[peak] == bright.max()
+    assert bright[np.unravel_index(field.argmin(), field.shape)] < bright.max() / 2
     assert panels[1]["colorbar"]["label"] == "ng/mL"
     assert float(panels[1]["colorbar"]["high"]) == pytest.approx(field.max(), rel=1e-2)
 
@@ -165,8 +166,8 @@ def test_scales_clip_take_logs_and_stay_fixed():
     log = auto_scale(values, "log")
     assert log.kind == "log" and log.vmax == 1000.0 and log.vmin == pytest.approx(1.0)
     codes = Scale(0.0, 1.0).codes(np.array([np.nan, 0.0, 0.5, 1.0, 7.0]))
-    assert list(codes) == [0, 1, 128, 255, 255]  # 0: no value; above the top: clipped
-    assert list(Scale(1.0, 100.0, "log").codes(np.array([1.0, 10.0, 100.0]))) == [1, 128, 255]
+    assert list(codes) == [0, 1, 127, 254, 254]  # 0: no value; above the top: clipped
+    assert list(Scale(1.0, 100.0, "log").codes(np.array([1.0, 10.0, 100.0]))) == [1, 127, 254]
 
 
 def test_tumour_edge_is_the_outer_boundary_only():

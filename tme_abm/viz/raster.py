@@ -1,9 +1,10 @@
 """Lattice and field pictures as PNG images made straight from the arrays.
 
-The page draws every frame from these (no matplotlib on the page): a colour
-lookup in numpy (:class:`ColourTable`), a scale that maps values to table
-rows (:class:`Scale`: linear or log, clipped at a percentile or fixed), and
-Pillow's PNG encoder at its fastest level.  One image pixel is one lattice
+The page draws every frame from these (no matplotlib on the page): a scale
+that maps values to the rows of a colour table (:class:`Scale`: linear or
+log, clipped at a percentile or fixed), and a palette PNG of those row codes
+(:class:`ColourTable` is the palette) from Pillow's encoder at its fastest
+level, so no per-pixel RGB array is ever made.  One image pixel is one lattice
 site; the browser scales the image up with nearest-neighbour sampling, so
 cells stay squares at any zoom.  Row 0 of a lattice (y = 0) is drawn at the
 bottom, as in the run file's plots.
@@ -30,8 +31,11 @@ EMPTY_RGB = (255, 255, 255)
 NO_VALUE_RGB = (236, 236, 236)
 #: Colour of the tumour-edge outline.
 EDGE_RGB = (0, 0, 0)
-#: Rows of a continuous colour table.
-TABLE_ROWS = 256
+#: Rows of a continuous colour table (row 0 "no value"; the last palette entry,
+#: :data:`EDGE_CODE`, is kept for the tumour edge).
+TABLE_ROWS = 255
+#: Palette entry of the tumour-edge outline.
+EDGE_CODE = 255
 #: Stops of the CSS gradient drawn as a colour bar.
 GRADIENT_STOPS = 9
 #: A log scale spans this many decades below its top when no bottom is given.
@@ -167,19 +171,44 @@ def tumour_edge(types: np.ndarray, tumour_codes: Sequence[int]) -> np.ndarray:
     return inside & ~all_in
 
 
-def paint(codes: np.ndarray, table: ColourTable, edge: np.ndarray | None = None) -> np.ndarray:
-    """RGB image (rows flipped so that y = 0 is at the bottom) of a 2D code plane."""
-    rgb = table.rgb[codes]
+@dataclass(frozen=True)
+class Picture:
+    """A 2D plane of colour-table rows (row 0 of the array is the top of the
+    picture) and the table that colours them."""
+
+    codes: np.ndarray  # (h, w) uint8
+    table: ColourTable
+
+    def rgb(self) -> np.ndarray:
+        """The picture as an (h, w, 3) RGB array."""
+        return palette(self.table).reshape(256, 3)[self.codes]
+
+
+def palette(table: ColourTable) -> np.ndarray:
+    """The 256-entry RGB palette of a table, :data:`EDGE_CODE` the edge colour."""
+    out = np.zeros((256, 3), dtype=np.uint8)
+    out[: len(table.rgb)] = table.rgb
+    out[EDGE_CODE] = EDGE_RGB
+    return out.ravel()
+
+
+def paint(codes: np.ndarray, table: ColourTable, edge: np.ndarray | None = None) -> Picture:
+    """The picture of a 2D code plane, rows flipped so that y = 0 is at the
+    bottom, with ``edge`` sites in the edge colour."""
+    if len(table.rgb) > EDGE_CODE:
+        raise ValueError(f"a colour table has at most {EDGE_CODE} rows, not {len(table.rgb)}")
     if edge is not None:
-        rgb[edge] = EDGE_RGB
-    return rgb[::-1]
+        codes = np.where(edge, np.uint8(EDGE_CODE), codes)
+    return Picture(np.ascontiguousarray(codes[::-1], dtype=np.uint8), table)
 
 
-def png_data_url(rgb: np.ndarray) -> str:
-    """A ``data:image/png`` URL of an RGB image, at Pillow's fastest compression."""
+def png_data_url(picture: Picture) -> str:
+    """A ``data:image/png`` URL of a picture: a palette PNG (one byte per
+    pixel) at Pillow's fastest compression."""
+    image = Image.fromarray(picture.codes)
+    image.putpalette(palette(picture.table).tobytes())
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(
-        buffer, format="PNG", compress_level=1)
+    image.save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
