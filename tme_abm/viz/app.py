@@ -267,8 +267,14 @@ def ModelPage() -> None:
 
 @solara.component
 def ParameterSidebar(model: InteractiveModel, settings: PageSettings) -> None:
-    """The parameter card, in the sidebar below SolaraViz's cards (a child
-    component draws after SolaraViz has filled the sidebar)."""
+    """The parameter card, in the sidebar below SolaraViz's cards: Solara
+    orders sidebar items by the depth of the component that adds them, so it
+    is added one component deeper than SolaraViz adds its own."""
+    _DeeperSidebar(model, settings)
+
+
+@solara.component
+def _DeeperSidebar(model: InteractiveModel, settings: PageSettings) -> None:
     with solara.Sidebar():
         ParameterCard(model, settings)
 
@@ -316,7 +322,7 @@ def ReplayPage(path: str) -> None:
         with solara.Row(style={"align-items": "center", "gap": "12px"}):
             solara.Button("❚❚" if playing else "▶", on_click=toggle, color="primary")
             solara.SliderInt(f"snapshot ({index + 1} of {n}, day {days[index]:.2f})",
-                             value=index, min=0, max=n - 1,
+                             value=index, min=0, max=n - 1, thumb_label=False,
                              on_value=lambda v: (set_playing(False), set_index(v)))
             solara.Button("re-read file", on_click=refresh, text=True)
         LatticeView(source, index)
