@@ -431,6 +431,8 @@ def test_page_refuses_a_forged_reset_and_a_tab_past_the_bound():
     assert not [x for x in proc.stderr.splitlines() if "tme_abm/viz/app.py" in x], proc.stderr
     seen = json.loads(lines[0].removeprefix("RESULT "))
     assert seen["first_scenario"] == "tiny"
+    # forged hover messages look nothing up; a site of the 40 x 40 lattice does
+    assert seen["hover"] == [None] * 6 + ["x 5, y 6 (110, 130 µm)"]
     # the forged value: refused on the page, the tab keeps its model at its step
     assert seen["forged_alerts"] == ["Reset refused: scenario '/etc/passwd' is not offered "
                                      "by this page; choose one of the 21 in the scenario list"

@@ -42,6 +42,13 @@ def main() -> None:
         _, rc = solara.render(app.Layout(children=[app.Page()]), handle_error=False)
         model = app.tab_model.value
         seen["first_scenario"] = model.scenario.name
+        # the browser's hover messages: anything but a site of the lattice is ignored
+        lattice = [w for w in rc.find(v.VuetifyTemplate).widgets if hasattr(w, "vue_hover")][0]
+        seen["hover"] = []
+        for payload in ({"x": "abc", "y": 1}, {"x": 10**30, "y": 0}, {"x": -1, "y": 0},
+                        {"x": 0, "y": 40}, None, [1, 2], {"x": 5, "y": 6}):
+            lattice.vue_hover(payload)
+            seen["hover"].append(lattice.info[0][1] if lattice.info else None)
         click(rc, "Step")
         # the browser sends a value that is not in the list
         rc.find(v.Select, label="scenario").widget.v_model = sys.argv[1]

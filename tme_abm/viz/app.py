@@ -111,6 +111,15 @@ def LatticeView(source: FrameSource, version: int) -> None:
     def fix_scale(on: bool) -> None:
         set_fixed(field_scale(source, settings) if on else None)
 
+    def on_hover(site: Any) -> None:
+        # the browser may send anything: only a site of this lattice is looked up
+        try:
+            x, y = int(site["x"]), int(site["y"])
+        except (TypeError, KeyError, ValueError, OverflowError):
+            return
+        if 0 <= x < cat.dims[2] and 0 <= y < cat.dims[1]:
+            set_hover((x, y))
+
     with solara.Row(style={"flex-wrap": "wrap", "align-items": "center", "gap": "12px"}):
         solara.Select(label="colour cells by", value=colour_by,
                       values=[CELL_TYPE, *cat.quantities], on_value=set_colour_by)
@@ -132,7 +141,7 @@ def LatticeView(source: FrameSource, version: int) -> None:
         panels=panels, nx=cat.dims[2], ny=cat.dims[1], view_px=VIEW_PX, tick=source.tick,
         caption=caption(source, z), info=info,
         info_title="site under the pointer" if hover else "hover a site to see its cell",
-        event_hover=lambda site: set_hover((int(site["x"]), int(site["y"]))),
+        event_hover=on_hover,
     )
 
 
