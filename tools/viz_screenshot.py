@@ -4,10 +4,12 @@ Usage::
 
     python tools/viz_screenshot.py [--play-s 20] [--steps 10] [--large 1000]
                                    [--out docs/img/viz.png] [--replay RUN.h5]
+                                   [--from-run RUN.h5 --from-day 5]
 
-For the baseline (200 x 200) and a copy of it on a ``--large`` x ``--large``
-lattice (0: skip), serves ``tme-abm viz`` on loopback, opens it in headless
-Chromium and measures, in the browser:
+For the baseline (200 x 200), the baseline opened at the checkpoint of
+``--from-run RUN`` nearest ``--from-day`` (a grown tumour), and a copy of the baseline on a
+``--large`` x ``--large`` lattice (0: skip), serves ``tme-abm viz`` on
+loopback, opens it in headless Chromium and measures, in the browser:
 
 * **step**: click on Step to the new picture on screen (the lattice's
   ``data-tick`` changes, then the next animation frame is painted), median
@@ -63,7 +65,7 @@ def measure(url: str, browser, steps: int, play_s: float, shot: Path | None) -> 
     page = browser.new_page(viewport={"width": 1600, "height": 1100})
     page.goto(url)
     page.locator(".tme-lattice").wait_for(timeout=300_000)
-    page.get_by_text("Step: 0").wait_for(timeout=60_000)
+    page.get_by_text("Step:").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.evaluate(WATCH_TICKS)
     step_s = []
@@ -162,6 +164,10 @@ def main() -> int:
     ap.add_argument("--large", type=int, default=1000, help="side of the large lattice (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("docs/img/viz.png"))
     ap.add_argument("--replay", type=Path, default=None, help="also shoot the replay of this run")
+    ap.add_argument("--from-run", type=Path, default=None,
+                    help="also measure the baseline opened at this run's checkpoint nearest "
+                         "--from-day (a grown tumour: more cells, slower steps)")
+    ap.add_argument("--from-day", type=float, default=5.0)
     args = ap.parse_args()
     chromium = find_chromium()
     if chromium is None:
@@ -175,6 +181,11 @@ def main() -> int:
             report("baseline 200 x 200", measure(url, browser, args.steps, args.play_s,
                                                  args.out))
         print(f"wrote {args.out}")
+        if args.from_run is not None:
+            extra = ("--from-run", str(args.from_run), "--day", str(args.from_day))
+            with served(None, extra_args=extra) as url:
+                report(f"baseline from {args.from_run.name} at day {args.from_day:g}",
+                       measure(url, browser, args.steps, args.play_s, None))
         if args.large:
             scenario = large_scenario(Path(tmp), args.large)
             with served(str(scenario), timeout_s=300) as url:

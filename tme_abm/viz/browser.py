@@ -41,7 +41,8 @@ def free_port() -> int:
 
 @contextmanager
 def served(scenario: str | None = None, timeout_s: float = 120.0,
-           max_models: int | None = None, log: Path | None = None) -> Iterator[str]:
+           max_models: int | None = None, log: Path | None = None,
+           extra_args: tuple[str, ...] = ()) -> Iterator[str]:
     """Run ``tme-abm viz`` on a free loopback port; yield its URL; stop it after.
 
     Parameters
@@ -56,6 +57,8 @@ def served(scenario: str | None = None, timeout_s: float = 120.0,
         File that receives the server's output (None: a temporary file,
         deleted after).  A file, not a pipe: a pipe nobody reads while the
         page runs would fill up and stall the server.
+    extra_args
+        More arguments of ``tme-abm viz`` (``--from-run RUN``).
 
     Raises
     ------
@@ -68,6 +71,7 @@ def served(scenario: str | None = None, timeout_s: float = 120.0,
         cmd.insert(4, scenario)
     if max_models is not None:
         cmd += ["--max-models", str(max_models)]
+    cmd += list(extra_args)
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(log) if log is not None else Path(tmp) / "server.log"
         with open(log_path, "w", encoding="utf-8") as out:
