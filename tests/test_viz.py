@@ -324,6 +324,8 @@ def test_page_settings_and_a_later_therapy_day_reach_the_model(tmp_path):
 
     assert load_scenario(saved).scenario == m.scenario
     assert "placement.0.radius_um=120.0" in text
+    late = InteractiveModel(anti_pd1=True, therapy_from_day=30.0)
+    assert "ends at day 7, so they never act" in late.notes[0]
     bad = PageSettings(["placement.0.radius_um=-5"])
     with pytest.raises(ValueError, match="radius_um"):
         InteractiveModel(settings=bad)

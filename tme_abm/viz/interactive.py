@@ -1,9 +1,11 @@
-"""The page's controls as a model: scenario, seed, knockout, inhibitor, anti-PD-1.
+"""The page's controls as a model: scenario, seed, knockout, inhibitor,
+anti-PD-1, the day they start, and parameters by dotted key.
 
 SolaraViz builds a new model from its controls on Reset by calling the model
 class with them as keywords, so :class:`InteractiveModel` takes exactly those
-keywords and turns them into therapies added to the chosen scenario (from day
-0), leaving the scenario file untouched.
+keywords: the tab's :class:`PageSettings` (``--set`` items) are applied to
+the chosen scenario, then the controls become therapies added to it from
+``therapy_from_day``, leaving the scenario file untouched.
 
 The scenario box sends a label, which may be forged (the browser can send any
 string): only the labels of :func:`scenario_choices` are accepted, each
@@ -113,6 +115,10 @@ def _with_therapies(
     data = sc.model_dump(mode="json")
     notes: list[str] = []
     therapies = data.setdefault("therapy", [])
+    chosen = knockout != NO_KNOCKOUT or inhibitor_dose_ng_per_ml > 0 or anti_pd1
+    if chosen and from_day >= sc.domain.duration_days:
+        notes.append(f"therapies from day {from_day:g}: {sc.name} ends at day "
+                     f"{sc.domain.duration_days:g}, so they never act")
     if knockout != NO_KNOCKOUT:
         if knockout in sc.groups or knockout in sc.cell_types:
             therapies.append({"kind": "stat3_knockout", "cell_types": [knockout],
@@ -154,11 +160,11 @@ class InteractiveModel(TMEModel):
         Random seed (the page's text box passes a string).
     knockout
         ``"none"``, or a cell type or group of the scenario whose STAT3 is
-        knocked out from day 0.
+        knocked out.
     inhibitor_dose_ng_per_ml
-        Peak plasma level of a daily STAT3-inhibitor dose from day 0 (0: none).
+        Peak plasma level of a daily STAT3-inhibitor dose (0: none).
     anti_pd1
-        PD-1/PD-L1 blockade from day 0 (targets lose their kill resistance).
+        PD-1/PD-L1 blockade (targets lose their kill resistance).
     therapy_from_day
         Day from which the knockout, inhibitor and anti-PD-1 act (0: from the start).
     settings
