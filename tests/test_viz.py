@@ -274,6 +274,25 @@ def test_replay_of_a_partial_file_grows_with_it(tiny_run, tmp_path):
     assert source.refresh() == 5
 
 
+def test_replay_of_a_run_whose_scenario_no_longer_validates_uses_its_attributes(
+        tiny_run, tmp_path):
+    import h5py
+
+    old = tmp_path / "old.h5"
+    old.write_bytes(tiny_run.read_bytes())
+    with h5py.File(old, "r+") as f:  # a key this version's schema does not know
+        data = json.loads(f.attrs["scenario_resolved_json"])
+        data["domain"]["retired_key"] = 1
+        f.attrs["scenario_resolved_json"] = json.dumps(data)
+    source = RunSource(old)
+    fresh = RunSource(tiny_run)
+    assert source.catalogue.type_labels == fresh.catalogue.type_labels
+    assert source.catalogue.type_colours == fresh.catalogue.type_colours
+    assert source.catalogue.field_labels == fresh.catalogue.field_labels
+    assert source.catalogue.field_reference == (1.0, 1.0)  # no rules to read half-maxes from
+    assert np.array_equal(source.types(), fresh.types())
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "not an HDF5 file"),
     (b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "cannot be read"),

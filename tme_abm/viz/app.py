@@ -327,7 +327,7 @@ def ReplayPage(path: str) -> None:
         solara.AppBarTitle(f"tme_abm replay: {Path(path).name}")
     with solara.Column(style={"padding": "8px 8px 8px 24px", "width": "100%"}):
         status = "complete" if not path.endswith(".partial") else "partial (still written?)"
-        solara.Text(f"{path}: {n} snapshots, {status}; scenario {source.scenario.name}")
+        solara.Text(f"{path}: {n} snapshots, {status}; scenario {source.name}")
         with solara.Row(style={"align-items": "center", "gap": "12px"}):
             solara.Button("❚❚" if playing else "▶", on_click=toggle, color="primary")
             solara.SliderInt(f"snapshot ({index + 1} of {n}, day {days[index]:.2f})",

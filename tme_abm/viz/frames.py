@@ -266,7 +266,8 @@ def _open(path: Path) -> Iterator[h5py.File]:
 
 
 def _scenario_of(f: h5py.File) -> Scenario | None:
-    """The run's validated scenario, from its resolved JSON (None if unreadable)."""
+    """The run's validated scenario, from its resolved JSON (None if absent or
+    if this version's schema no longer accepts it)."""
     from tme_abm.io.reader import _py
     from tme_abm.scenario import validate_data
 
@@ -275,8 +276,38 @@ def _scenario_of(f: h5py.File) -> Scenario | None:
         return None
     try:
         return validate_data(json.loads(str(_py(text))), str(f.filename))
-    except Exception:  # noqa: BLE001 - an older or edited file: fall back to attributes
+    except ValueError:  # ScenarioError, ValidationError and JSONDecodeError are ValueErrors
         return None
+
+
+def _catalogue_of_attributes(f: h5py.File, fields: list[str], columns: list[str]) -> Catalogue:
+    """The catalogue from the run file's own attributes (labels, colours,
+    units), for a file whose scenario this version cannot read."""
+    from tme_abm.io.reader import _cell_type_names, _py
+
+    names = tuple(_cell_type_names(f))
+    labels = str(_py(f.attrs.get("cell_type_labels", ""))).split("|")
+    colours = str(_py(f.attrs.get("cell_type_colours", ""))).split()
+    if len(labels) != len(names):
+        labels = list(names)
+    if len(colours) != len(names):
+        colours = ["#808080"] * len(names)
+    shape = [int(n) for n in f.attrs["lattice_shape"]]
+    dims = (1, *shape) if len(shape) == 2 else tuple(shape)
+
+    def attr(name: str, key: str, default: str) -> str:
+        return str(_py(f["fields"][name].attrs.get(key, default)))
+
+    return Catalogue(
+        type_names=names, type_labels=tuple(labels), type_colours=tuple(colours),
+        field_names=tuple(fields), field_labels=tuple(attr(n, "long_name", n) for n in fields),
+        field_units=tuple(attr(n, "units", "ng/mL") for n in fields),
+        field_reference=(1.0,) * len(fields),
+        dims=(int(dims[0]), int(dims[1]), int(dims[2])), site_um=float(f.attrs["site_um"]),
+        dt_min=float(f.attrs["dt_min"]),
+        tumour_codes=tuple(i for i, n in enumerate(names) if n.startswith("tumour")),
+        quantities=tuple(q for q, col in CELL_COLUMNS.items() if col in columns),
+    )
 
 
 class RunSource(FrameSource):
@@ -294,7 +325,13 @@ class RunSource(FrameSource):
     """
 
     def __init__(self, path: str | Path) -> None:
-        from tme_abm.io.reader import RunFileError, _cell_type_names, _column_names, _field_names
+        from tme_abm.io.reader import (
+            RunFileError,
+            _cell_type_names,
+            _column_names,
+            _field_names,
+            _py,
+        )
 
         self.path = Path(path)
         with _open(self.path) as f:
@@ -304,13 +341,12 @@ class RunSource(FrameSource):
             fields = _field_names(f)
             columns = _column_names(f)
             sc = _scenario_of(f)
-            if sc is None:
-                raise RunFileError(f"{self.path} has no readable scenario_resolved_json")
-            self.catalogue = Catalogue.from_scenario(sc, fields, columns=columns)
-            if tuple(_cell_type_names(f)) != self.catalogue.type_names:
-                raise RunFileError(f"{self.path}: the lattice's cell types do not match "
-                                   "its scenario")
-            self.scenario = sc
+            if sc is not None and tuple(sc.cell_types) == tuple(_cell_type_names(f)):
+                self.catalogue = Catalogue.from_scenario(sc, fields, columns=columns)
+            else:
+                self.catalogue = _catalogue_of_attributes(f, fields, columns)
+            self.name = sc.name if sc is not None else str(_py(f.attrs.get("scenario_name",
+                                                                              self.path.stem)))
         self.n_snapshots = n
         self.index = -1
         self._time = 0.0
