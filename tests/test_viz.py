@@ -182,6 +182,12 @@ def test_tumour_edge_is_the_outer_boundary_only():
     outside = types < 0
     for y, x in zip(*np.nonzero(edge), strict=True):
         assert outside[y - 1:y + 2, x - 1:x + 2].any()
+    # the disc's perimeter in full, wherever the disc lies on the lattice
+    wide = np.full((60, 90), -1, dtype=np.int8)
+    wide[30:50, 55:75] = types
+    assert np.array_equal(tumour_edge(wide, [0])[30:50, 55:75], edge)
+    assert tumour_edge(wide, [0]).sum() == edge.sum()
+    assert not tumour_edge(np.full((5, 5), -1, dtype=np.int8), [0]).any()  # no tumour
 
 
 def test_series_buffer_stays_bounded_and_keeps_the_ends():

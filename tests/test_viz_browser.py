@@ -198,9 +198,10 @@ def test_page_steps_changes_controls_and_resets(server, server_log, tmp_path):
         finally:
             browser.close()
     log = server_log.read_text(encoding="utf-8")
-    # no "New version of Solara available ... Please upgrade" (the pins are deliberate),
-    # and the first picture draws without matplotlib's log-scale warning
+    # no "New version of Solara available ... Please upgrade" (the pins are deliberate)
     assert "Please upgrade" not in log and "cannot be log-scaled" not in log, log
+    # nothing else either: no warning at start, on step, on Reset or on hover
+    assert "Warning" not in log and "Traceback" not in log, log
 
 
 @pytest.fixture(scope="module")
