@@ -165,6 +165,10 @@ def test_scales_clip_take_logs_and_stay_fixed():
     assert auto_scale(values, clip_percentile=99.0).vmax < 1.0
     log = auto_scale(values, "log")
     assert log.kind == "log" and log.vmax == 1000.0 and log.vmin == pytest.approx(1.0)
+    # no cell (NaN) and non-finite values never set the scale; nothing positive: the reference
+    assert auto_scale(np.array([np.nan, 0.0, 2.0, np.inf])).vmax == 2.0
+    assert auto_scale(np.array([np.nan, -1.0]), reference=0.5) == Scale(0.0, 0.5)
+    assert auto_scale(np.zeros(4), "log", reference=0.5) == Scale(0.0005, 0.5, "log")
     codes = Scale(0.0, 1.0).codes(np.array([np.nan, 0.0, 0.5, 1.0, 7.0]))
     assert list(codes) == [0, 1, 127, 254, 254]  # 0: no value; above the top: clipped
     assert list(Scale(1.0, 100.0, "log").codes(np.array([1.0, 10.0, 100.0]))) == [1, 127, 254]

@@ -143,18 +143,24 @@ def auto_scale(
         the lowest half-max at which cells respond to the field.  So a field
         of zeros is drawn on a scale of its biology, not of 1e-9.
     """
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    positive = finite[finite > 0]
-    if positive.size:
-        top = float(np.percentile(positive if kind == "log" else finite, clip_percentile))
-        top = top if top > 0 else float(positive.max())
-    else:
+    v = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        peak = float(np.nanmax(v)) if v.size and not np.all(np.isnan(v)) else 0.0
+    if not peak > 0:  # nothing positive (NaN-only or all <= 0)
         top = float(reference)
+        return (Scale(top / 10**LOG_DECADES, top, "log") if kind == "log"
+                else Scale(0.0, top, "linear"))
+    if kind == "linear" and clip_percentile >= 100.0 and np.isfinite(peak):
+        return Scale(0.0, peak, "linear")  # the common case, without sorting
+    finite = v[np.isfinite(v)].astype(np.float64)
+    positive = finite[finite > 0]
+    if not positive.size:
+        return auto_scale(np.zeros(0), kind, clip_percentile, reference)
+    top = float(np.percentile(positive if kind == "log" else finite, clip_percentile))
+    top = top if top > 0 else float(positive.max())
     if kind == "log":
         floor = top / 10**LOG_DECADES
-        low = float(positive.min()) if positive.size else floor
-        return Scale(max(floor, min(low, top / 10)), top, "log")
+        return Scale(max(floor, min(float(positive.min()), top / 10)), top, "log")
     return Scale(0.0, top, "linear")
 
 
