@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # the model (Mesa, numba) loads only where it runs
 CELL_TYPE = "cell type"
 #: Per-cell columns of the engine and the run file shown under these names.
 CELL_COLUMNS = {"STAT3": "stat3", "SOCS3": "socs3", "kills": "kills"}
-#: Quantities drawn on a fixed 0-1 scale.
-UNIT_RANGE = frozenset({"STAT3", "SOCS3"})
+#: Quantities drawn on a fixed 0-1 scale (STAT3 is the active fraction; SOCS3
+#: is in arbitrary units, >= 0, and gets a fitted scale).
+UNIT_RANGE = frozenset({"STAT3"})
 #: Behaviours offered for colouring a live model (all are shown on hover).
 COLOUR_BEHAVIOURS = ("division", "death", "migration_speed", "kill", "kill_resistance",
                      "stat3_activation")
