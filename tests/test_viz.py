@@ -131,6 +131,11 @@ def test_stat3_picture_and_hover_read_the_cell_at_the_site(tiny):
     flat = int(c.site[row])
     assert info.fields["IL-6 (ng/mL)"] == pytest.approx(float(m.engine.conc.reshape(
         -1, len(m.params.field_names))[flat, 0]))
+    # STAT3 is a fraction (0-1); SOCS3 is in arbitrary units: its scale is fitted
+    bar = lattice_panels(source, ViewSettings(colour_by="STAT3"))[0]["colorbar"]
+    assert (bar["low"], bar["high"]) == ("0", "1")
+    bar = lattice_panels(source, ViewSettings(colour_by="SOCS3"))[0]["colorbar"]
+    assert float(bar["high"]) == pytest.approx(float(c.socs3[: c.n].max()), rel=1e-2)
     empty = np.argwhere(m.engine.cell_type_grid() < 0)[0]
     assert source.site(int(empty[1]), int(empty[0])).cell == {}
 
