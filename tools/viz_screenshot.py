@@ -4,7 +4,7 @@ Usage::
 
     python tools/viz_screenshot.py [--play-s 20] [--steps 10] [--large 1000]
                                    [--out docs/img/viz.png] [--replay RUN.h5]
-                                   [--from-run RUN.h5 --from-day 5]
+                                   [--from-run RUN.h5 --from-day 5] [--busy N]
 
 For the baseline (200 x 200), the baseline opened at the checkpoint of
 ``--from-run RUN`` nearest ``--from-day`` (a grown tumour), and a copy of the baseline on a
@@ -17,6 +17,9 @@ loopback, opens it in headless Chromium and measures, in the browser:
 * **play**: frames per second while playing for ``--play-s`` seconds with one
   model step per frame (Mesa's render interval 1, play interval 1 ms), and
   the share of frames that advanced exactly one tick.
+
+``--busy N`` instead measures only the baseline while N busy-loop
+processes compete for the cores, as on a machine in use.
 
 It also times one time-series update (new row, thinning, the chart payload)
 after 1e3, 1e4 and 1e5 ticks, without a browser, to show that it does not
@@ -168,6 +171,9 @@ def main() -> int:
                     help="also measure the baseline opened at this run's checkpoint nearest "
                          "--from-day (a grown tumour: more cells, slower steps)")
     ap.add_argument("--from-day", type=float, default=5.0)
+    ap.add_argument("--busy", type=int, default=0, metavar="N",
+                    help="only measure the baseline, with N busy-loop processes "
+                         "competing for the cores (a machine in use)")
     args = ap.parse_args()
     chromium = find_chromium()
     if chromium is None:
@@ -175,6 +181,16 @@ def main() -> int:
         return 2
     for ticks, cost in series_update_cost().items():
         print(f"series update after {ticks:>7,} ticks: {cost * 1e3:.2f} ms (median of 50)")
+    if args.busy:
+        from tme_abm.benchmark.loaded import Competitors
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            with served(None) as url, Competitors(args.busy, max_s=3600):
+                report(f"baseline 200 x 200, {args.busy} busy process(es) beside it",
+                       measure(url, browser, args.steps, args.play_s, None))
+            browser.close()
+        return 0
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         with served(None) as url:
