@@ -351,6 +351,9 @@ def test_page_settings_and_a_later_therapy_day_reach_the_model(tmp_path):
     assert m.scenario.placement[0].radius_um == 120.0
     assert {t.kind: t.start_day for t in m.scenario.therapy} == {
         "stat3_knockout": 2.0, "scale_behaviour": 2.0}
+    # dotted keys address the scenario file (with the overrides), not the page's therapies
+    assert m.file_scenario.therapy == [] and m.file_scenario.placement[0].radius_um == 120.0
+    assert not [k for k in parameter_keys(m.file_scenario) if k.startswith("therapy.")]
     # saved as a scenario file that validates and runs as the same scenario
     text = scenario_toml(m.scenario, m.loaded.path, m.overrides)
     saved = tmp_path / "saved.toml"

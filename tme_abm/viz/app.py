@@ -176,7 +176,7 @@ def _typed_input(info: Any, value: Any, on_value: Callable[[Any], None]) -> None
 def ParameterCard(model: InteractiveModel, settings: PageSettings) -> None:
     """Set any scenario parameter by dotted key (typed, with units and range,
     applied on Reset), and save the model's scenario as a file."""
-    base = getattr(model, "file_scenario", model.scenario)
+    base = model.file_scenario
     keys = solara.use_memo(lambda: parameter_keys(base), [base])
     key, set_key = solara.use_state(cast(str | None, None))
     value, set_value = solara.use_state(cast(Any, None))
@@ -222,7 +222,7 @@ def ParameterCard(model: InteractiveModel, settings: PageSettings) -> None:
         source = getattr(model, "loaded", None)
         path = source.path if source is not None else None
         solara.FileDownload(
-            lambda: scenario_toml(model.scenario, path, tuple(getattr(model, "overrides", ()))),
+            lambda: scenario_toml(model.scenario, path, model.overrides),
             filename=f"{model.scenario.name}_from_page.toml",
             label="Save this model's scenario (.toml)",
         )

@@ -184,9 +184,11 @@ class InteractiveModel(TMEModel):
     ) -> None:
         path = scenario_file(scenario)
         self.overrides = tuple(settings.overrides) if settings is not None else ()
+        from_file = load_scenario(path, self.overrides)
+        #: the scenario before the page's therapies: what dotted keys address
+        self.file_scenario = from_file.scenario
         loaded, self.notes = _with_therapies(
-            load_scenario(path, self.overrides), knockout, inhibitor_dose_ng_per_ml, anti_pd1,
-            float(therapy_from_day),
+            from_file, knockout, inhibitor_dose_ng_per_ml, anti_pd1, float(therapy_from_day),
         )
         super().__init__(loaded, seed=seed)
 
@@ -209,6 +211,7 @@ def model_from_run(path: str | Path, day: float | None = None) -> InteractiveMod
     model.__class__ = InteractiveModel  # the same state; only Reset differs
     model.notes = [f"opened at day {plan.time_min / 1440.0:g} of {Path(path).name}"]
     model.overrides = ()
+    model.file_scenario = model.scenario
     return model
 
 
