@@ -288,6 +288,12 @@ def test_replay_of_a_partial_file_grows_with_it(tiny_run, tmp_path):
     with h5py.File(partial, "r+") as f:
         f["time"].resize((5,))
     assert source.refresh() == 5
+    # the run finishes: its .partial is renamed, and the replay follows it
+    final = tmp_path / "cut.h5"
+    partial.rename(final)
+    assert source.refresh() == 5 and source.path == final
+    source.load(0)
+    assert source.time_min == 0.0
 
 
 def test_replay_of_a_run_whose_scenario_no_longer_validates_uses_its_attributes(

@@ -308,10 +308,16 @@ def ReplayPage(path: str) -> None:
         if not playing:
             return
         time.sleep(1.0 / REPLAY_FPS)
-        if index + 1 >= n:
-            set_playing(False)
-        else:
+        if index + 1 < n:
             set_index(index + 1)
+            return
+        with lock:
+            grown = source.refresh()  # a run still being written may have added some
+        if grown > n:
+            set_n(grown)
+            set_index(index + 1)
+        else:
+            set_playing(False)
 
     solara.use_thread(play, [playing, index])
 
@@ -326,8 +332,9 @@ def ReplayPage(path: str) -> None:
     with solara.AppBar():
         solara.AppBarTitle(f"tme_abm replay: {Path(path).name}")
     with solara.Column(style={"padding": "8px 8px 8px 24px", "width": "100%"}):
-        status = "complete" if not path.endswith(".partial") else "partial (still written?)"
-        solara.Text(f"{path}: {n} snapshots, {status}; scenario {source.name}")
+        shown = str(source.path)
+        status = "partial (still written?)" if shown.endswith(".partial") else "complete"
+        solara.Text(f"{shown}: {n} snapshots, {status}; scenario {source.name}")
         with solara.Row(style={"align-items": "center", "gap": "12px"}):
             solara.Button("❚❚" if playing else "▶", on_click=toggle, color="primary")
             solara.SliderInt(f"snapshot ({index + 1} of {n}, day {days[index]:.2f})",

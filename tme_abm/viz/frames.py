@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the model (Mesa, numba) loads only where it runs
     from tme_abm.model import TMEModel
     from tme_abm.scenario.schema import Scenario
 
+#: Suffix of a run file still being written.
+PARTIAL_SUFFIX = ".partial"
 #: The colour-by choice that colours sites by cell type.
 CELL_TYPE = "cell type"
 #: Per-cell columns of the engine and the run file shown under these names.
@@ -355,8 +357,18 @@ class RunSource(FrameSource):
         self._cells: dict[str, np.ndarray] = {}
         self.load(n - 1)
 
+    def _follow_rename(self) -> None:
+        """A ``.partial`` whose run has finished is renamed to its final
+        name: follow it there."""
+        if not self.path.exists() and self.path.name.endswith(PARTIAL_SUFFIX):
+            final = self.path.with_name(self.path.name[: -len(PARTIAL_SUFFIX)])
+            if final.exists():
+                self.path = final
+
     def refresh(self) -> int:
-        """Re-read how many snapshots are complete (a run still writing grows)."""
+        """Re-read how many snapshots are complete (a run still writing grows;
+        a finished one is followed from its ``.partial`` to its final name)."""
+        self._follow_rename()
         with _open(self.path) as f:
             self.n_snapshots = int(f["time"].shape[0])
         return self.n_snapshots
@@ -371,6 +383,7 @@ class RunSource(FrameSource):
         index = min(max(int(index), 0), self.n_snapshots - 1)
         if index == self.index:
             return
+        self._follow_rename()
         with _open(self.path) as f:
             self._time = float(f["time"][index])
             cells = f["cells"]
