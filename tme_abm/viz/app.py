@@ -24,12 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import reacton.ipyvuetify as rv
 import solara
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 from solara.server import kernel_context
 
+from tme_abm.io import RunFileError
 from tme_abm.viz.frames import CELL_TYPE, FrameSource, LiveSource, RunSource
 from tme_abm.viz.interactive import (
     InteractiveModel,
@@ -290,18 +292,58 @@ def _DeeperSidebar(model: InteractiveModel, settings: PageSettings) -> None:
 
 @solara.component
 def ReplayPage(path: str) -> None:
-    """A run file's snapshots: a slider, play/pause, and the same panels as a
-    live model (each snapshot read from disk when shown)."""
-    source = solara.use_memo(lambda: RunSource(path), [path])
+    """A run file's snapshots, or why the file cannot be shown (with a button
+    to try again: a run may be between its ``.partial`` and final names)."""
+    attempt, set_attempt = solara.use_state(0)
+
+    def open_source() -> tuple[RunSource | None, str]:
+        try:
+            return RunSource(path), ""
+        except RunFileError as exc:
+            return None, str(exc)
+
+    source, problem = solara.use_memo(open_source, [path, attempt])
+    with solara.AppBar():
+        solara.AppBarTitle(f"tme_abm replay: {Path(path).name}")
+    if source is None:
+        with solara.Column(style={"padding": "16px"}):
+            solara.Error(problem)
+            solara.Button("Try again", on_click=lambda: set_attempt(attempt + 1),
+                          color="primary")
+        return
+    ReplayView(source)
+
+
+@solara.component
+def ReplayView(source: RunSource) -> None:
+    """A slider over the snapshots, play/pause, and the same panels as a live
+    model (each snapshot read from disk when shown)."""
     n, set_n = solara.use_state(source.n_snapshots)
     index, set_index = solara.use_state(source.n_snapshots - 1)
     playing, set_playing = solara.use_state(False)
-    series = solara.use_memo(lambda: run_series(path, source.catalogue), [path, n])
-    charts = solara.use_memo(lambda: chart_payload(series, source.catalogue), [series])
+    problem, set_problem = solara.use_state("")
     lock = solara.use_memo(threading.Lock, [])
-    days = solara.use_memo(source.snapshot_days, [n])
-    with lock:
-        source.load(index)
+
+    def read_series() -> list:
+        try:
+            return chart_payload(run_series(source.path, source.catalogue), source.catalogue)
+        except RunFileError:
+            return []
+
+    charts = solara.use_memo(read_series, [source, n])
+    def read_days() -> Any:
+        try:
+            return source.snapshot_days()
+        except RunFileError:
+            return np.zeros(n)
+
+    days = solara.use_memo(read_days, [source, n])
+    try:
+        with lock:
+            source.load(index)
+    except RunFileError as exc:  # the file went away or was damaged while shown
+        if str(exc) != problem:
+            set_problem(str(exc))
 
     def play() -> None:
         # one snapshot per run of this thread: it restarts whenever the index changes
@@ -311,8 +353,12 @@ def ReplayPage(path: str) -> None:
         if index + 1 < n:
             set_index(index + 1)
             return
-        with lock:
-            grown = source.refresh()  # a run still being written may have added some
+        try:
+            with lock:
+                grown = source.refresh()  # a run still being written may have added some
+        except RunFileError as exc:
+            set_problem(str(exc))
+            grown = n
         if grown > n:
             set_n(grown)
             set_index(index + 1)
@@ -322,26 +368,30 @@ def ReplayPage(path: str) -> None:
     solara.use_thread(play, [playing, index])
 
     def refresh() -> None:
-        set_n(source.refresh())
+        try:
+            set_n(source.refresh())
+            set_problem("")
+        except RunFileError as exc:
+            set_problem(str(exc))
 
     def toggle() -> None:
         if not playing and index >= n - 1:
             set_index(0)
         set_playing(not playing)
 
-    with solara.AppBar():
-        solara.AppBarTitle(f"tme_abm replay: {Path(path).name}")
     with solara.Column(style={"padding": "8px 8px 8px 24px", "width": "100%"}):
         shown = str(source.path)
         status = "partial (still written?)" if shown.endswith(".partial") else "complete"
         solara.Text(f"{shown}: {n} snapshots, {status}; scenario {source.name}")
+        if problem:
+            solara.Error(problem)
         with solara.Row(style={"align-items": "center", "gap": "12px"}):
             solara.Button("❚❚" if playing else "▶", on_click=toggle, color="primary")
             solara.SliderInt(f"snapshot ({index + 1} of {n}, day {days[index]:.2f})",
                              value=index, min=0, max=n - 1, thumb_label=False,
                              on_value=lambda v: (set_playing(False), set_index(v)))
             solara.Button("re-read file", on_click=refresh, text=True)
-        LatticeView(source, index)
+        LatticeView(source, source.index)
         Charts(charts=charts, marker=float(days[index]), width=CHART_W, height=CHART_H)
 
 

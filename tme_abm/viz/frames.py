@@ -337,6 +337,7 @@ class RunSource(FrameSource):
         )
 
         self.path = Path(path)
+        self._follow_rename()
         with _open(self.path) as f:
             n = int(f["time"].shape[0])
             if n == 0:
