@@ -130,16 +130,17 @@ def _strip(annotation: Any) -> tuple[Any, list[Any]]:
             return annotation, meta
 
 
-def _value_at(data: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(data, dict):
-            data = data[part]
-        elif isinstance(data, list):
-            found = [v for v in data if isinstance(v, dict) and v.get("id") == part]
-            data = found[0] if found else data[int(part)]
-        else:
-            raise KeyError(part)
-    return data
+def _child(data: Any, node: Any, part: str) -> tuple[Any, Any]:
+    """One step of a dotted key, in the dumped data and in the model objects
+    together; list entries by index or ``id`` exactly as ``--set`` finds them
+    (:func:`tme_abm.scenario.load._list_index`)."""
+    from tme_abm.scenario.load import _list_index
+
+    if isinstance(data, dict):
+        return data[part], getattr(node, part) if isinstance(node, BaseModel) else node[part]
+    if isinstance(data, list) and (i := _list_index(data, part)) is not None:
+        return data[i], node[i]
+    raise KeyError(part)
 
 
 def parameter_info(sc: Scenario, key: str) -> ParameterInfo:
@@ -151,37 +152,30 @@ def parameter_info(sc: Scenario, key: str) -> ParameterInfo:
         If the scenario has no such key.
     """
     parts = key.split(".")
+    data: Any = sc.model_dump(mode="json")
+    nodes: list[Any] = [sc]
     try:
-        value = _value_at(sc.model_dump(mode="json"), parts)
-        node: Any = sc
-        for part in parts[:-1]:
-            if isinstance(node, BaseModel):
-                node = getattr(node, part)
-            elif isinstance(node, dict):
-                node = node[part]
-            else:
-                found = [v for v in node if getattr(v, "id", None) == part]
-                node = found[0] if found else node[int(part)]
-    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        for part in parts:
+            data, node = _child(data, nodes[-1], part)
+            nodes.append(node)
+    except (KeyError, AttributeError, TypeError) as exc:
         raise KeyError(key) from exc
+    value = data
     if isinstance(value, dict | list):
         raise KeyError(key)
+    owner = nodes[-2]  # the model (or dict) holding the value
     meta: list[Any] = []
     description = ""
-    if isinstance(node, BaseModel):
-        finfo = type(node).model_fields.get(parts[-1])
+    if isinstance(owner, BaseModel):
+        finfo = type(owner).model_fields.get(parts[-1])
         if finfo is None:
             raise KeyError(key)
         annotation, meta = _strip(finfo.annotation)
         meta = list(finfo.metadata) + meta
         description = finfo.description or ""
     else:  # an entry of a dict field (secretion rates per field, say)
-        owner: Any = sc
-        for part in parts[:-2]:
-            owner = getattr(owner, part) if isinstance(owner, BaseModel) else (
-                owner[part] if isinstance(owner, dict) else owner[int(part)]
-                if part.isdigit() else [v for v in owner if getattr(v, "id", None) == part][0])
-        finfo = type(owner).model_fields[parts[-2]] if isinstance(owner, BaseModel) else None
+        holder = nodes[-3] if len(nodes) > 2 else None
+        finfo = type(holder).model_fields[parts[-2]] if isinstance(holder, BaseModel) else None
         annotation = float
         if finfo is not None:
             container, meta = _strip(finfo.annotation)
