@@ -13,14 +13,22 @@ not change: names, the scenario's labels and colours, units, the shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+
+from tme_abm.io.reader import (
+    RunFileError,
+    _cell_type_names,
+    _column_names,
+    _field_names,
+    _open_run,
+    _py,
+)
 
 if TYPE_CHECKING:  # the model (Mesa, numba) loads only where it runs
     from tme_abm.model import TMEModel
@@ -260,18 +268,9 @@ class LiveSource(FrameSource):
         return info
 
 
-@contextmanager
-def _open(path: Path) -> Iterator[h5py.File]:
-    from tme_abm.io.reader import _open_run
-
-    with _open_run(path) as f:
-        yield f
-
-
 def _scenario_of(f: h5py.File) -> Scenario | None:
     """The run's validated scenario, from its resolved JSON (None if absent or
     if this version's schema no longer accepts it)."""
-    from tme_abm.io.reader import _py
     from tme_abm.scenario import validate_data
 
     text = f.attrs.get("scenario_resolved_json")
@@ -286,8 +285,6 @@ def _scenario_of(f: h5py.File) -> Scenario | None:
 def _catalogue_of_attributes(f: h5py.File, fields: list[str], columns: list[str]) -> Catalogue:
     """The catalogue from the run file's own attributes (labels, colours,
     units), for a file whose scenario this version cannot read."""
-    from tme_abm.io.reader import _cell_type_names, _py
-
     names = tuple(_cell_type_names(f))
     labels = str(_py(f.attrs.get("cell_type_labels", ""))).split("|")
     colours = str(_py(f.attrs.get("cell_type_colours", ""))).split()
@@ -328,17 +325,9 @@ class RunSource(FrameSource):
     """
 
     def __init__(self, path: str | Path) -> None:
-        from tme_abm.io.reader import (
-            RunFileError,
-            _cell_type_names,
-            _column_names,
-            _field_names,
-            _py,
-        )
-
         self.path = Path(path)
         self._follow_rename()
-        with _open(self.path) as f:
+        with _open_run(self.path) as f:
             n = int(f["time"].shape[0])
             if n == 0:
                 raise RunFileError(f"{self.path} holds no complete snapshot yet")
@@ -370,13 +359,13 @@ class RunSource(FrameSource):
         """Re-read how many snapshots are complete (a run still writing grows;
         a finished one is followed from its ``.partial`` to its final name)."""
         self._follow_rename()
-        with _open(self.path) as f:
+        with _open_run(self.path) as f:
             self.n_snapshots = int(f["time"].shape[0])
         return self.n_snapshots
 
     def snapshot_days(self) -> np.ndarray:
         """Times of the complete snapshots (days)."""
-        with _open(self.path) as f:
+        with _open_run(self.path) as f:
             return f["time"][: self.n_snapshots] / 1440.0
 
     def load(self, index: int) -> None:
@@ -385,7 +374,7 @@ class RunSource(FrameSource):
         if index == self.index:
             return
         self._follow_rename()
-        with _open(self.path) as f:
+        with _open_run(self.path) as f:
             self._time = float(f["time"][index])
             cells = f["cells"]
             sizes = cells["row_size"][: index + 1]
@@ -412,7 +401,7 @@ class RunSource(FrameSource):
     def _read_plane(self, dataset: str, z: int) -> np.ndarray:
         key = (dataset, z)
         if key not in self._cache:
-            with _open(self.path) as f:
+            with _open_run(self.path) as f:
                 ds = f[dataset]
                 self._cache[key] = ds[self.index, z] if ds.ndim == 4 else ds[self.index]
         return self._cache[key]
@@ -431,7 +420,7 @@ class RunSource(FrameSource):
         n = len(self.catalogue.type_names)
         if "type" in self._cells:
             return [int(v) for v in np.bincount(self._cells["type"], minlength=n)[:n]]
-        with _open(self.path) as f:  # no cell columns stored: the series at this tick
+        with _open_run(self.path) as f:  # no cell columns stored: the series at this tick
             grp = f["timeseries"]
             row = min(self.tick, grp["tick_time"].shape[0] - 1)
             return [int(grp[f"count_{name}"][row]) if f"count_{name}" in grp else 0
@@ -454,7 +443,7 @@ class RunSource(FrameSource):
                     info.cell[q] = float(c[col][row])
             if "flags" in c and int(c["flags"][row]) & 1:
                 info.cell["STAT3 knockout"] = "yes"
-        with _open(self.path) as f:
+        with _open_run(self.path) as f:
             for name, label, units in zip(cat.field_names, cat.field_labels, cat.field_units,
                                           strict=True):
                 ds = f["fields"][name]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tme_abm.io.reader import _open_run
 from tme_abm.viz.frames import Catalogue
 
 if TYPE_CHECKING:
@@ -122,11 +123,9 @@ class LiveSeries:
 
 def run_series(path: str | Path, cat: Catalogue) -> SeriesBuffer:
     """A run file's series at a stride giving at most :data:`MAX_POINTS` rows."""
-    from tme_abm.viz.frames import _open
-
     names = series_names(cat)
     buffer = SeriesBuffer(names)
-    with _open(Path(path)) as f:
+    with _open_run(path) as f:
         grp = f["timeseries"]
         present = [n for n in names if n in grp]
         n = min([grp["tick_time"].shape[0], *(grp[k].shape[0] for k in present)])
