@@ -87,14 +87,17 @@ def _colorbar(table: ColourTable, scale: Scale, label: str) -> dict[str, Any]:
             "high": format_value(scale.vmax), "label": label + kind}
 
 
-def field_scale(source: FrameSource, settings: ViewSettings) -> Scale | None:
-    """The scale the field panel uses under ``settings`` (None: no field shown)."""
+def field_scale(source: FrameSource, settings: ViewSettings,
+                values: np.ndarray | None = None) -> Scale | None:
+    """The scale the field panel uses under ``settings`` (None: no field
+    shown); ``values``: the field's plane, if already read."""
     cat = source.catalogue
     if not settings.field or settings.field not in cat.field_names:
         return None
     if settings.fixed_field_scale is not None:
         return settings.fixed_field_scale
-    values = source.field(settings.field, settings.z)
+    if values is None:
+        values = source.field(settings.field, settings.z)
     reference = cat.field_reference[cat.field_names.index(settings.field)]
     return auto_scale(values, settings.field_scale, settings.clip_percentile, reference)
 
@@ -133,11 +136,11 @@ def lattice_panels(source: FrameSource, settings: ViewSettings) -> list[dict[str
                                                                         table, edge)),
                  "legend": None, "colorbar": _colorbar(table, scale, label)}
     panels = [first]
-    scale = field_scale(source, settings)
-    if scale is not None:
+    if settings.field and settings.field in cat.field_names:
+        values = source.field(settings.field, z)  # read once (a live model copies it)
+        scale = field_scale(source, settings, values)
         k = cat.field_names.index(settings.field)
         table = _continuous(FIELD_CMAP)
-        values = source.field(settings.field, z)
         peak = float(np.max(values)) if values.size else 0.0
         title = cat.field_labels[k] + ("" if peak > 0 else " (zero everywhere)")
         panels.append({"title": title, "src": png_data_url(paint(scale.codes(values), table)),
