@@ -39,7 +39,7 @@ from tme_abm.viz.interactive import (
     first_model,
     model_params,
 )
-from tme_abm.viz.panels import CLIP_PERCENTILES, ViewSettings, caption, field_scale, lattice_panels
+from tme_abm.viz.panels import CLIP_LABELS, ViewSettings, caption, field_scale, lattice_panels
 from tme_abm.viz.params import override_text, parameter_info, parameter_keys, scenario_toml
 from tme_abm.viz.raster import Scale
 from tme_abm.viz.series import LiveSeries, chart_payload, run_series
@@ -60,7 +60,6 @@ CHART_W, CHART_H = 390, 210
 PLAY_INTERVAL_MS = 1
 #: Snapshots per second while a replay plays.
 REPLAY_FPS = 5.0
-_CLIP_LABELS = {100.0: "max", 99.9: "99.9th pct", 99.0: "99th pct", 95.0: "95th pct"}
 
 
 @solara.component_vue("lattice.vue")
@@ -132,10 +131,10 @@ def LatticeView(source: FrameSource, version: int) -> None:
                           on_value=choose_field)
             solara.ToggleButtonsSingle(value=kind, values=["linear", "log"],
                                        on_value=lambda v: (set_fixed(None), set_kind(v)))
-            solara.Select(label="scale top", value=_CLIP_LABELS[clip],
-                          values=[_CLIP_LABELS[c] for c in CLIP_PERCENTILES],
+            solara.Select(label="scale top", value=CLIP_LABELS[clip],
+                          values=list(CLIP_LABELS.values()),
                           on_value=lambda v: set_clip(
-                              {lab: c for c, lab in _CLIP_LABELS.items()}[v]))
+                              {lab: c for c, lab in CLIP_LABELS.items()}[v]))
             solara.Checkbox(label="fix field scale", value=fixed is not None, on_value=fix_scale)
         if cat.is_3d:
             solara.SliderInt("z slice", value=z, min=0, max=cat.dims[0] - 1, on_value=set_z)

@@ -28,8 +28,9 @@ from tme_abm.viz.raster import (
     type_codes,
 )
 
-#: Percentiles offered as the top of a colour scale.
-CLIP_PERCENTILES = (100.0, 99.9, 99.0, 95.0)
+#: Percentiles offered as the top of a colour scale, with their names on the page.
+CLIP_LABELS = {100.0: "max", 99.9: "99.9th pct", 99.0: "99th pct", 95.0: "95th pct"}
+CLIP_PERCENTILES = tuple(CLIP_LABELS)
 #: Colour maps of per-cell quantities and of fields.
 QUANTITY_CMAP = "viridis"
 FIELD_CMAP = "magma"
