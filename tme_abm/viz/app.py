@@ -134,7 +134,7 @@ def LatticeView(source: FrameSource, version: int) -> None:
             solara.Select(label="scale top", value=CLIP_LABELS[clip],
                           values=list(CLIP_LABELS.values()),
                           on_value=lambda v: set_clip(
-                              {lab: c for c, lab in CLIP_LABELS.items()}[v]))
+                              {lab: c for c, lab in CLIP_LABELS.items()}.get(v, clip)))
             solara.Checkbox(label="fix field scale", value=fixed is not None, on_value=fix_scale)
         if cat.is_3d:
             solara.SliderInt("z slice", value=z, min=0, max=cat.dims[0] - 1, on_value=set_z)
