@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser(
-        "calibrate", help="fit parameters to observed data by ABC-SMC (needs the calibrate extra)"
+        "calibrate", help="fit parameters to observed data by ABC-SMC or a Gaussian-process "
+        "emulator (needs the calibrate extra)"
     )
     cal.add_argument("calibration", type=Path, metavar="CALIBRATION",
                      help="calibration TOML file, or a shipped calibration's name")
@@ -350,12 +351,18 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{args.calibration}: ok ({len(calibration.spec.parameters)} parameters, "
               f"{len(calibration.data)} data points)")
         return 0
-    if importlib.util.find_spec("pyabc") is None:
+    needs = "sklearn" if calibration.spec.method == "emulator" else "pyabc"
+    if importlib.util.find_spec(needs) is None:
         return _fail('calibrate needs the calibrate extra: pip install -e ".[calibrate]"')
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         return _fail('--scheduler needs the dask extra: pip install -e ".[dask]"')
     from tme_abm.calibration.command import format_intervals, run_calibration
-    from tme_abm.calibration.smc import TooFewAccepted
+
+    class TooFewAccepted(Exception):  # stands in when pyabc (the abc-smc method) is absent
+        pass
+
+    if needs == "pyabc":
+        from tme_abm.calibration.smc import TooFewAccepted
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -375,8 +382,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             print(f"tme-abm: error: {exc}; finished generations are kept", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print("\ntme-abm: interrupted; finished generations are kept: run the same "
-                  "command again to continue", file=sys.stderr)
+            print("\ntme-abm: interrupted; finished generations (or design runs) are kept: "
+                  "run the same command again to continue", file=sys.stderr)
             return EXIT_INTERRUPTED
     print(format_intervals(result.intervals))
     if result.predictive is not None:

@@ -3,7 +3,11 @@
 The folder (default ``output/calibrations/<name>``) holds ``calibration.toml``
 (a copy), ``observed.csv`` (the data as read), ``fingerprint.json`` (what the
 results depend on), pyabc's ``history.db``, ``calibration.log``, and the
-results of :mod:`tme_abm.calibration.results` plus ``report.md``.  Running
+results of :mod:`tme_abm.calibration.results` plus ``report.md``.  With
+``method = "emulator"`` it holds ``design.csv`` (every model run and its
+summaries, written as they finish) instead of ``history.db``, and
+``waves.csv``, ``emulators.csv``, ``heldout.csv`` and ``emulator_check.png``
+instead of the generations.  Running
 the same command again continues after the last finished generation and
 then makes any result that is missing; a folder holding a calibration of
 another file, data or scenario is refused, so results are never mixed or
@@ -135,7 +139,6 @@ def run_calibration(
     from tme_abm.batch.guard import FolderLock, bind_worker_to_parent
     from tme_abm.calibration import results as res
     from tme_abm.calibration.simulate import Simulator, map_in_order
-    from tme_abm.calibration.smc import run_generations
 
     calibration = load_calibration(path)
     out = Path(out) if out is not None else default_out(calibration)
@@ -168,38 +171,15 @@ def run_calibration(
                     initargs=(os.getpid(), str(out)),
                 )
             )
-        s = calibration.spec.abc
-        say(
-            f"calibration {calibration.spec.name}: {len(params)} parameter(s), "
-            f"{len(calibration.data)} data points, population {s.population}, up to "
-            f"{s.generations} generations, into {out}"
-        )
-
-        def report(history, generations: range) -> None:
-            table = res.generations_table(history).set_index("generation")
-            for t in generations:
-                g = table.loc[t]
-                say(
-                    f"generation {t}: epsilon {g.epsilon:.4g}, acceptance "
-                    f"{g.acceptance_rate:.3g} ({int(g.simulations)} simulations), ESS {g.ess:.1f}"
-                )
-
-        history, reason = run_generations(
-            calibration,
-            out / "history.db",
-            executor=executor,
-            progress=progress,
-            on_generation=report,
-        )
-        say(f"stopped: {reason}")
-        posterior = res.posterior_table(history, calibration)
-        _write_csv(posterior, out / "posterior.csv")
+        if calibration.spec.method == "emulator":
+            posterior, trace, reason, extra = _run_emulator(
+                calibration, out, executor, progress, say
+            )
+        else:
+            posterior, trace, reason, extra = _run_abc(calibration, out, executor, progress, say)
         intervals = res.credible_intervals(posterior, params)
         _write_csv(intervals, out / "intervals.csv")
-        generations = res.generations_table(history)
-        _write_csv(generations, out / "generations.csv")
         res.plot_posterior(posterior, params, out / "posterior.png", truth)
-        res.plot_generations(generations, out / "generations.png")
 
         predictive = None
         n_draws = calibration.spec.check.draws
@@ -239,9 +219,226 @@ def run_calibration(
                 out / "predictive.png",
                 f"{calibration.spec.name}: posterior predictive check ({n_draws} runs)",
             )
-        _write_report(out, calibration, intervals, generations, predictive, reason)
+        _write_report(out, calibration, intervals, extra, predictive, reason)
         say(f"results in {out}")
-    return CalibrationResult(out, intervals, generations, predictive, reason)
+    return CalibrationResult(out, intervals, trace, predictive, reason)
+
+
+def _run_abc(
+    calibration: Calibration,
+    out: Path,
+    executor: Executor | None,
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> tuple[pd.DataFrame, pd.DataFrame, str, tuple[str, list[str]]]:
+    """ABC-SMC into ``history.db``: posterior, generations, reason, report lines."""
+    from tme_abm.calibration import results as res
+    from tme_abm.calibration.smc import run_generations
+
+    s = calibration.spec.abc
+    say(
+        f"calibration {calibration.spec.name}: {len(calibration.spec.parameters)} parameter(s), "
+        f"{len(calibration.data)} data points, population {s.population}, up to "
+        f"{s.generations} generations, into {out}"
+    )
+
+    def report(history, generations: range) -> None:
+        table = res.generations_table(history).set_index("generation")
+        for t in generations:
+            g = table.loc[t]
+            say(
+                f"generation {t}: epsilon {g.epsilon:.4g}, acceptance "
+                f"{g.acceptance_rate:.3g} ({int(g.simulations)} simulations), ESS {g.ess:.1f}"
+            )
+
+    history, reason = run_generations(
+        calibration,
+        out / "history.db",
+        executor=executor,
+        progress=progress,
+        on_generation=report,
+    )
+    say(f"stopped: {reason}")
+    posterior = res.posterior_table(history, calibration)
+    _write_csv(posterior, out / "posterior.csv")
+    generations = res.generations_table(history)
+    _write_csv(generations, out / "generations.csv")
+    res.plot_generations(generations, out / "generations.png")
+    lines = [
+        f"ABC-SMC (pyabc), population {s.population}, "
+        f"{calibration.spec.model.replicates} run(s) per particle, seed "
+        f"{calibration.spec.seed}. Stopped: {reason}.",
+    ]
+    body = [
+        "## Generations",
+        "",
+        "| generation | epsilon | acceptance | simulations | ESS |",
+        "|---|---|---|---|---|",
+    ]
+    for _, g in generations.iterrows():
+        body.append(
+            f"| {int(g.generation)} | {_fmt(g.epsilon)} | {_fmt(g.acceptance_rate)} | "
+            f"{int(g.simulations)} | {g.ess:.1f} |"
+        )
+    body += ["", "![generations](generations.png)", ""]
+    return posterior, generations, reason, (lines[0], body)
+
+
+def _run_emulator(
+    calibration: Calibration,
+    out: Path,
+    executor: Executor | None,
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> tuple[pd.DataFrame, pd.DataFrame, str, tuple[str, list[str]]]:
+    """Gaussian-process history matching: posterior, waves, reason, report lines."""
+    from tme_abm.calibration import results as res
+    from tme_abm.calibration.emulator import history_match
+
+    spec = calibration.spec
+    e = spec.emulator
+    say(
+        f"calibration {spec.name}: {len(spec.parameters)} parameter(s), "
+        f"{len(calibration.data)} data points, emulator: {e.design} runs then "
+        f"{e.waves - 1} wave(s) of {e.wave_runs or e.design}, into {out}"
+    )
+    design_path = out / "design.csv"
+
+    def evaluate(design: pd.DataFrame) -> pd.DataFrame:
+        return _evaluate_design(calibration, design, design_path, executor, progress, say)
+
+    fit = history_match(spec.parameters, calibration.data, e, spec.seed, evaluate, say)
+    say(f"stopped: {fit.reason}")
+    _write_csv(fit.posterior, out / "posterior.csv")
+    _write_csv(fit.waves, out / "waves.csv")
+    _write_csv(fit.emulators, out / "emulators.csv")
+    if len(fit.heldout):
+        _write_csv(fit.heldout, out / "heldout.csv")
+        res.plot_emulator_check(fit.heldout, calibration, out / "emulator_check.png")
+    lines = [
+        f"Gaussian-process history matching (scikit-learn), {len(fit.runs)} runs in "
+        f"{len(fit.waves)} wave(s), {spec.model.replicates} run(s) per design point, "
+        f"implausibility cutoff {e.cutoff:g}, seed {spec.seed}. Stopped: {fit.reason}. "
+        f"Posterior: {e.samples} weighted prior points inside the plausible region, "
+        f"effective sample size {fit.ess:.0f}, resampled to {e.draws}.",
+    ]
+    body = [
+        "## Waves",
+        "",
+        "| wave | runs | total runs | prior still plausible | its runs inside the earlier "
+        "emulator's 95% band |",
+        "|---|---|---|---|---|",
+    ]
+    for _, w in fit.waves.iterrows():
+        body.append(
+            f"| {int(w.wave)} | {int(w.runs)} | {int(w.total_runs)} | "
+            f"{_fmt(w.plausible_fraction)} | "
+            + ("-" if not math.isfinite(w.heldout_inside95) else f"{w.heldout_inside95:.0%}")
+            + " |"
+        )
+    body += [
+        "",
+        "## Emulators",
+        "",
+        "| data point | runs | run-to-run sd | "
+        + " | ".join(f"length scale {p.name}" for p in spec.parameters)
+        + " |",
+        "|---|---|---|" + "---|" * len(spec.parameters),
+    ]
+    for _, r in fit.emulators.iterrows():
+        body.append(
+            f"| {r.key} | {int(r.runs)} | {_fmt(r.noise_sd)} | "
+            + " | ".join(_fmt(r[f"length_scale_{p.name}"]) for p in spec.parameters)
+            + " |"
+        )
+    body += [
+        "",
+        "Length scales are in the prior's cumulative-probability coordinates (0-1): a "
+        "scale well above 1 means the summary hardly depends on that parameter.",
+        "",
+    ]
+    if len(fit.heldout):
+        body += ["![emulator check](emulator_check.png)", ""]
+    return fit.posterior, fit.waves, fit.reason, (lines[0], body)
+
+
+def _evaluate_design(
+    calibration: Calibration,
+    design: pd.DataFrame,
+    path: Path,
+    executor: Executor | None,
+    progress: bool | None,
+    say: Callable[[str], None],
+) -> pd.DataFrame:
+    """The model's summaries at a design's points, reusing and extending ``design.csv``.
+
+    Runs already in the file (same wave, run, seed and parameter values) are
+    reused; the rest run in chunks and the file is rewritten after each, so a
+    killed calibration loses at most one chunk.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from tme_abm.calibration.simulate import Simulator, map_in_order
+
+    names = [p.name for p in calibration.spec.parameters]
+    keys = [pt.key for pt in calibration.data]
+    old = pd.DataFrame()
+    if path.is_file():
+        try:
+            old = pd.read_csv(path)
+        except (OSError, ValueError):
+            old = pd.DataFrame()
+    done: dict[tuple[int, int], dict] = {}
+    if len(old) and all(c in old for c in ["wave", "run", "seed", *names, *keys]):
+        for _, r in old.iterrows():
+            done[(int(r.wave), int(r.run))] = r.to_dict()
+
+    def matches(row: pd.Series) -> bool:
+        prev = done.get((int(row.wave), int(row.run)))
+        return (
+            prev is not None
+            and int(prev["seed"]) == int(row.seed)
+            and np.allclose([prev[n] for n in names], [row[n] for n in names], rtol=1e-12)
+        )
+
+    rows: list[dict] = []
+    todo: list[pd.Series] = []
+    for _, row in design.iterrows():
+        if matches(row):
+            prev = done[(int(row.wave), int(row.run))]
+            rows.append({**row.to_dict(), **{k: prev[k] for k in keys}})
+        else:
+            todo.append(row)
+    if rows:
+        say(f"wave {int(design.wave.iloc[0])}: {len(rows)} run(s) reused from {path.name}")
+    kept = [r for k, r in done.items() if k[0] != int(design.wave.iloc[0])]
+    sim = Simulator.from_calibration(calibration)
+    chunk = 8
+    bar = tqdm(
+        total=len(todo),
+        unit="run",
+        desc=f"wave {int(design.wave.iloc[0])}",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+        for a in range(0, len(todo), chunk):
+            part = todo[a : a + chunk]
+            values = map_in_order(
+                sim,
+                [({n: float(r[n]) for n in names}, int(r.seed)) for r in part],
+                executor=executor,
+                on_done=bar.update,
+            )
+            rows += [{**r.to_dict(), **v} for r, v in zip(part, values, strict=True)]
+            table = pd.DataFrame(kept + rows).sort_values(["wave", "run"])
+            _write_csv(table, path)
+    result = pd.DataFrame(rows).sort_values("run").reset_index(drop=True)
+    for k in keys:
+        result[k] = result[k].astype(float)
+    return result
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -271,19 +468,19 @@ def _write_report(
     out: Path,
     calibration: Calibration,
     intervals: pd.DataFrame,
-    generations: pd.DataFrame,
+    method: tuple[str, list[str]],
     predictive: pd.DataFrame | None,
     reason: str,
 ) -> None:
+    """``report.md``: the method in one line, the posterior, the method's own tables, the check."""
     spec = calibration.spec
+    how, body = method
     lines = [f"# Calibration `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description, ""]
     lines += [
         f"Scenario `{calibration.scenario_path.name}` with {len(spec.parameters)} fitted "
-        f"parameter(s) and {len(calibration.data)} data points; ABC-SMC (pyabc), population "
-        f"{spec.abc.population}, {spec.model.replicates} run(s) per particle, seed "
-        f"{spec.seed}. Stopped: {reason}.",
+        f"parameter(s) and {len(calibration.data)} data points; {how}",
         "",
         "## Posterior",
         "",
@@ -305,17 +502,8 @@ def _write_report(
         "",
         "![posterior](posterior.png)",
         "",
-        "## Generations",
-        "",
-        "| generation | epsilon | acceptance | simulations | ESS |",
-        "|---|---|---|---|---|",
+        *body,
     ]
-    for _, g in generations.iterrows():
-        lines.append(
-            f"| {int(g.generation)} | {_fmt(g.epsilon)} | {_fmt(g.acceptance_rate)} | "
-            f"{int(g.simulations)} | {g.ess:.1f} |"
-        )
-    lines += ["", "![generations](generations.png)", ""]
     if predictive is not None:
         inside = int(predictive["inside95"].sum())
         lines += [

@@ -1,7 +1,8 @@
 """What a calibration reports: posterior table, credible intervals, trace, predictive check.
 
-Everything here reads pyabc's :class:`pyabc.History` (or tables made from it)
-and writes plain files: ``posterior.csv`` (the final population's weighted
+Everything here reads pyabc's :class:`pyabc.History`, the emulator's tables
+(:mod:`tme_abm.calibration.emulator`) or tables made from them, and writes
+plain files: ``posterior.csv`` (the final population's weighted
 particles in natural units), ``intervals.csv`` (weighted posterior quantiles
 beside the prior's), ``generations.csv`` (epsilon, acceptance rate and
 effective sample size per generation), ``predictive.csv`` and
@@ -25,6 +26,7 @@ from tme_abm.calibration.spec import Calibration, ParameterSpec
 __all__ = [
     "credible_intervals",
     "generations_table",
+    "plot_emulator_check",
     "plot_generations",
     "plot_posterior",
     "plot_predictive",
@@ -335,6 +337,54 @@ def plot_predictive(summary: pd.DataFrame, path: Path, title: str = "") -> None:
     axes.ravel()[0].legend(fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_emulator_check(heldout: pd.DataFrame, calibration: Calibration, path: Path) -> None:
+    """Per data point: each later wave's runs against the earlier emulator's 95% band.
+
+    A point on the diagonal is a run the emulator predicted exactly; its bar
+    is the emulator's 95% band (its own uncertainty plus the run-to-run
+    scatter); the observed value is marked on both axes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [pt for pt in calibration.data if pt.key in set(heldout["key"])]
+    rows, cols = _grid(len(points))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(points) :]:
+        ax.axis("off")
+    for ax, pt in zip(axes.ravel(), points, strict=False):
+        h = heldout[heldout["key"] == pt.key]
+        inside = h["inside95"].to_numpy(bool)
+        for mask, colour, label in ((inside, "#4c72b0", "inside"), (~inside, "#c44e52", "outside")):
+            if mask.any():
+                ax.errorbar(
+                    h["emulated"][mask],
+                    h["simulated"][mask],
+                    xerr=1.96 * h["emulated_sd"][mask],
+                    fmt="o",
+                    ms=3,
+                    lw=0.6,
+                    color=colour,
+                    alpha=0.7,
+                    label=f"{label} 95% ({int(mask.sum())})",
+                )
+        lo = float(np.nanmin([h["emulated"].min(), h["simulated"].min(), pt.value]))
+        hi = float(np.nanmax([h["emulated"].max(), h["simulated"].max(), pt.value]))
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
+        ax.axvline(pt.value, color="#55a868", lw=0.8, ls="--")
+        ax.axhline(pt.value, color="#55a868", lw=0.8, ls="--", label="observed")
+        ax.set_title(pt.quantity, fontsize=10)
+        ax.set_xlabel("emulated (earlier waves)")
+        ax.set_ylabel("simulated")
+        ax.legend(fontsize=6, frameon=False)
+    fig.suptitle("emulator check: new runs against the emulator fitted before them", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

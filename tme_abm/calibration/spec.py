@@ -36,6 +36,7 @@ __all__ = [
     "CalibrationFile",
     "CheckSettings",
     "DataPoint",
+    "EmulatorSettings",
     "ModelSpec",
     "ParameterSpec",
     "SummarySpec",
@@ -278,6 +279,28 @@ class ABCSettings(_Strict):
     epsilon_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.5
 
 
+class EmulatorSettings(_Strict):
+    """Settings of the ``emulator`` method (Gaussian-process history matching).
+
+    Wave 0 runs the model at ``design`` points of a scrambled Sobol'
+    sequence over the prior (in its cumulative-probability coordinates).  A
+    Gaussian-process emulator of each summary is fitted to every run so far;
+    points whose implausibility (observed minus emulated, over the combined
+    sd) exceeds ``cutoff`` for any data point are ruled out, and each further
+    wave runs ``wave_runs`` (default ``design``) points of what is left.
+    After the last wave the posterior is the prior weighted by the Gaussian
+    likelihood of the data under the emulator, evaluated on ``samples``
+    Sobol' points and resampled to ``draws`` rows.
+    """
+
+    design: Annotated[int, Field(ge=4, le=100_000)] = 128
+    waves: Annotated[int, Field(ge=1, le=20)] = 2
+    wave_runs: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    cutoff: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3.0
+    samples: Annotated[int, Field(ge=256, le=4_194_304)] = 65_536
+    draws: Annotated[int, Field(ge=100, le=1_000_000)] = 4000
+
+
 class CheckSettings(_Strict):
     """The posterior predictive check: runs at posterior draws."""
 
@@ -307,7 +330,9 @@ class CalibrationFile(_Strict):
     parameters: list[ParameterSpec] = Field(min_length=1)
     data: DataFile
     summaries: dict[Name, SummarySpec] = Field(min_length=1)
+    method: Literal["abc-smc", "emulator"] = "abc-smc"
     abc: ABCSettings = ABCSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
     check: CheckSettings = CheckSettings()
 
     @model_validator(mode="after")
@@ -321,6 +346,13 @@ class CalibrationFile(_Strict):
             seen[p.name] = k
         if set(self.name) == {"."}:
             raise ValueError("name: not only dots (it names the output folder)")
+        other = {"abc-smc": "emulator", "emulator": "abc"}[self.method]
+        if other in self.model_fields_set:
+            raise ValueError(
+                f"[{other}]: settings of another method; this file uses "
+                f'method = "{self.method}" (choose "abc-smc" with [abc], "emulator" with '
+                "[emulator])"
+            )
         return self
 
 

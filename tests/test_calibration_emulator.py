@@ -1,0 +1,244 @@
+"""The Gaussian-process emulator method of ``tme-abm calibrate``.
+
+Against a model with a known posterior: two parameters (one on a
+log-uniform prior), two outputs that are their sum and difference plus
+Gaussian run-to-run noise, so the exact posterior is Gaussian with known
+means and sds.  Then the command on the tiny scenario: its files, its
+report, and the same posterior for any worker count and after an
+interruption.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tme_abm.calibration.emulator import (
+    SummaryEmulator,
+    history_match,
+    implausibility,
+    log_likelihood,
+    sobol_unit,
+    unit_to_natural,
+)
+from tme_abm.calibration.spec import DataPoint, EmulatorSettings, ParameterSpec
+
+pytest.importorskip("sklearn")
+
+PARAMS = [
+    ParameterSpec(name="a", key="x.a", prior="uniform", low=-5.0, high=5.0),
+    ParameterSpec(name="b", key="x.b", prior="log-uniform", low=0.01, high=100.0),
+]
+POINTS = [
+    DataPoint("sum", 1.0, 1.0, 0.1, "", "analytic"),
+    DataPoint("difference", 1.0, 0.2, 0.1, "", "analytic"),
+]
+NOISE_SD = 0.05
+
+
+def _linear_model(design: pd.DataFrame, nan_every: int = 0) -> pd.DataFrame:
+    """sum = a + log10 b, difference = a - log10 b, each + N(0, 0.05) from the run's seed."""
+    out = design.copy()
+    a = design["a"].to_numpy()
+    lb = np.log10(design["b"].to_numpy())
+    noise = np.array(
+        [np.random.default_rng(int(s)).normal(0.0, NOISE_SD, 2) for s in design["seed"]]
+    )
+    out[POINTS[0].key] = a + lb + noise[:, 0]
+    out[POINTS[1].key] = a - lb + noise[:, 1]
+    if nan_every:
+        out.loc[out["run"] % nan_every == 0, POINTS[0].key] = math.nan
+    return out
+
+
+def test_sobol_points_map_onto_each_prior() -> None:
+    u = sobol_unit(2, 1000, 5)
+    assert u.shape == (1000, 2) and (u >= 0).all() and (u < 1).all()
+    x = unit_to_natural(PARAMS, u)
+    assert (x[:, 0] >= -5).all() and (x[:, 0] <= 5).all()
+    # log-uniform: log10 b is uniform on [-2, 2]
+    assert abs(np.median(np.log10(x[:, 1]))) < 0.05
+    assert np.allclose(unit_to_natural(PARAMS, np.array([[0.5, 0.5]])), [[0.0, 1.0]])
+    assert np.array_equal(sobol_unit(2, 1000, 5), u)  # seeded
+
+
+def test_implausibility_and_likelihood_by_hand() -> None:
+    mean = np.array([[1.0, 0.5]])
+    var = np.array([[0.03, 0.0]])
+    obs, sd = np.array([1.2, 0.5]), np.array([0.1, 0.2])
+    i = implausibility(mean, var, obs, sd)
+    assert np.allclose(i, [[0.2 / math.sqrt(0.04), 0.0]])
+    ll = log_likelihood(mean, var, obs, sd)
+    expected = -0.5 * (0.04 / 0.04 + math.log(2 * math.pi * 0.04)) - 0.5 * math.log(
+        2 * math.pi * 0.04
+    )
+    assert math.isclose(ll[0], expected)
+
+
+def test_an_emulator_separates_the_trend_from_the_run_to_run_noise() -> None:
+    rng = np.random.default_rng(1)
+    u = sobol_unit(2, 64, 2)
+    y = 3.0 * u[:, 0] + rng.normal(0.0, 0.1, 64)  # ignores u1
+    e = SummaryEmulator(0).fit(u, y)
+    assert 0.06 < math.sqrt(e.noise_var) < 0.14
+    mean, var = e.predict(np.array([[0.5, 0.2], [0.5, 0.9]]))
+    assert np.allclose(mean, 1.5, atol=0.08)
+    assert (np.sqrt(var) < 0.08).all()  # the expected value is known better than one run
+    assert e.length_scales[1] > 5 * e.length_scales[0]
+
+
+def test_history_matching_recovers_a_known_gaussian_posterior() -> None:
+    settings = EmulatorSettings(design=40, waves=3, wave_runs=30, samples=16384, draws=2000)
+    fit = history_match(PARAMS, POINTS, settings, 1, _linear_model)
+    # exact posterior (flat prior far wider than it): a ~ N(0.6, s), log10 b ~ N(0.4, s)
+    s = 0.1 / math.sqrt(2)
+    a = fit.posterior["a"].to_numpy()
+    lb = np.log10(fit.posterior["b"].to_numpy())
+    assert abs(a.mean() - 0.6) < 0.02 and abs(lb.mean() - 0.4) < 0.02
+    assert 0.85 * s < a.std() < 1.15 * s and 0.85 * s < lb.std() < 1.15 * s
+    assert abs(np.corrcoef(a, lb)[0, 1]) < 0.1
+    # the plausible region at cutoff 3: |a + lb - 1| and |a - lb - 0.2| below ~0.3,
+    # a square of area 0.18 in a prior box of 10 x 4
+    waves = fit.waves
+    assert list(waves["runs"]) == [40, 30, 30]
+    assert 0.7 * 0.18 / 40 < waves["plausible_fraction"].iloc[-1] < 1.3 * 0.18 / 40
+    # every later-wave run was chosen inside it (with the emulator's slack)
+    later = fit.runs[fit.runs["wave"] > 0]
+    la = later["a"] + np.log10(later["b"])
+    ld = later["a"] - np.log10(later["b"])
+    assert (np.abs(la - 1.0) < 0.45).all() and (np.abs(ld - 0.2) < 0.45).all()
+    # the emulator predicted the runs made after it, and saw the noise
+    assert fit.heldout["inside95"].mean() > 0.85
+    assert np.allclose(fit.emulators["noise_sd"], NOISE_SD, rtol=0.35)
+    assert fit.ess > 500 and fit.reason == "3 wave(s)"
+
+
+def test_runs_without_a_value_are_left_out_of_that_emulator() -> None:
+    settings = EmulatorSettings(design=40, waves=2, wave_runs=20, samples=8192, draws=500)
+    fit = history_match(PARAMS, POINTS, settings, 2, lambda d: _linear_model(d, nan_every=4))
+    runs = fit.emulators.set_index("key")["runs"]
+    assert runs[POINTS[1].key] == 60 and runs[POINTS[0].key] == 60 - 10 - 5
+    assert abs(fit.posterior["a"].mean() - 0.6) < 0.05
+
+
+# ------------------------------------------------------------------ the command
+
+TINY = Path(__file__).parent / "data" / "tiny.toml"
+CAL = f'''name = "tiny_emulator"
+seed = 4
+method = "emulator"
+
+[model]
+scenario = "{TINY.as_posix()}"
+overrides = {{ "output.cells" = false, "cell_types.cd8.kill_rate_per_min" = 0.0 }}
+
+[[parameters]]
+name = "tumour_division"
+key = "cell_types.tumour.division_rate_per_min"
+prior = "log-uniform"
+low = 3e-4
+high = 1e-2
+
+[[parameters]]
+name = "cd8_influx"
+key = "cell_types.cd8.recruitment.rate_per_vessel_per_min"
+prior = "log-uniform"
+low = 1e-4
+high = 1e-2
+
+[data]
+rows = [
+  {{ quantity = "tumour_divisions", time_day = 0.5, value = 110, uncertainty = 11, units = "cells", source = "placeholder" }},
+  {{ quantity = "cd8_recruited", time_day = 0.5, value = 9, uncertainty = 1.5, units = "cells", source = "placeholder" }},
+]
+
+[summaries.tumour_divisions]
+kind = "events"
+event = "divisions"
+types = ["tumour"]
+
+[summaries.cd8_recruited]
+kind = "events"
+event = "recruited"
+types = ["cd8"]
+
+[emulator]
+design = 16
+waves = 2
+wave_runs = 8
+samples = 4096
+draws = 400
+
+[check]
+draws = 3
+'''
+
+
+def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_interruption(
+    tmp_path,
+) -> None:
+    from tme_abm.calibration.command import run_calibration
+
+    path = tmp_path / "cal.toml"
+    path.write_text(CAL, encoding="utf-8")
+    a = run_calibration(path, tmp_path / "a", workers=2, progress=False)
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def stop_at_wave_1(line: str) -> None:
+        if line == "wave 1: 8 run(s)":
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_calibration(path, tmp_path / "c", workers=1, progress=False, log=stop_at_wave_1)
+    assert len(pd.read_csv(tmp_path / "c" / "design.csv")) == 16
+    assert not (tmp_path / "c" / "posterior.csv").exists()
+    lines: list[str] = []
+    run_calibration(path, tmp_path / "c", workers=1, progress=False, log=lines.append)
+    assert "wave 0: 16 run(s) reused from design.csv" in lines
+    for name in ("design.csv", "posterior.csv", "intervals.csv", "predictive.csv"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
+
+    out = tmp_path / "a"
+    for name in ("waves.csv", "emulators.csv", "heldout.csv", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+    for name in ("posterior.png", "emulator_check.png", "predictive.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    assert not (out / "history.db").exists()
+    design = pd.read_csv(out / "design.csv")
+    assert list(design.groupby("wave").size()) == [16, 8]
+    assert design["tumour_divisions@0.5d"].notna().all()
+    report = (out / "report.md").read_text()
+    assert "Gaussian-process history matching" in report and "## Waves" in report
+    assert len(a.generations) == 2 and a.reason == "2 wave(s)"
+    post = pd.read_csv(out / "posterior.csv")
+    assert len(post) == 400 and math.isclose(post["weight"].sum(), 1.0)
+
+
+def test_settings_of_the_other_method_are_refused(tmp_path) -> None:
+    path = tmp_path / "cal.toml"
+    path.write_text(CAL.replace("[emulator]", "[abc]\npopulation = 10\n\n[emulator]"))
+    r = subprocess.run(
+        [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert '[abc]: settings of another method; this file uses method = "emulator"' in r.stderr
+    assert "Traceback" not in r.stderr
+    path.write_text(CAL.replace('method = "emulator"', 'method = "mcmc"'))
+    r = subprocess.run(
+        [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "method" in r.stderr and "Traceback" not in r.stderr
