@@ -152,11 +152,21 @@ prior = "log-uniform"
 low = 1e-4
 high = 1e-2
 
-[data]
-rows = [
-  {{ quantity = "tumour_divisions", time_day = 0.5, value = 110, uncertainty = 11, units = "cells", source = "placeholder" }},
-  {{ quantity = "cd8_recruited", time_day = 0.5, value = 9, uncertainty = 1.5, units = "cells", source = "placeholder" }},
-]
+[[data.rows]]
+quantity = "tumour_divisions"
+time_day = 0.5
+value = 110
+uncertainty = 11
+units = "cells"
+source = "placeholder"
+
+[[data.rows]]
+quantity = "cd8_recruited"
+time_day = 0.5
+value = 9
+uncertainty = 1.5
+units = "cells"
+source = "placeholder"
 
 [summaries.tumour_divisions]
 kind = "events"
