@@ -224,6 +224,7 @@ def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_inter
     assert not (out / "history.db").exists()
     design = pd.read_csv(out / "design.csv")
     assert list(design.groupby("wave").size()) == [16, 8]
+    assert all(design[c].dtype.kind == "i" for c in ("wave", "run", "seed"))
     assert design["tumour_divisions@0.5d"].notna().all()
     report = (out / "report.md").read_text()
     assert "Gaussian-process history matching" in report and "## Waves" in report

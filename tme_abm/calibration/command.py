@@ -433,12 +433,20 @@ def _evaluate_design(
                 on_done=bar.update,
             )
             rows += [{**r.to_dict(), **v} for r, v in zip(part, values, strict=True)]
-            table = pd.DataFrame(kept + rows).sort_values(["wave", "run"])
-            _write_csv(table, path)
-    result = pd.DataFrame(rows).sort_values("run").reset_index(drop=True)
+            _write_csv(_design_table(kept + rows), path)
+    _write_csv(_design_table(kept + rows), path)
+    result = _design_table(rows)
     for k in keys:
         result[k] = result[k].astype(float)
     return result
+
+
+def _design_table(rows: list[dict]) -> pd.DataFrame:
+    """Design rows in (wave, run) order, with wave, run and seed as integers."""
+    table = pd.DataFrame(rows)
+    for c in ("wave", "run", "seed"):
+        table[c] = table[c].astype("int64")
+    return table.sort_values(["wave", "run"]).reset_index(drop=True)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
