@@ -13,13 +13,19 @@ method, in waves:
    term that absorbs the model's seed-to-seed scatter; scikit-learn);
 3. rule out the parameter sets whose *implausibility*,
    ``|observed - emulated| / sqrt(uncertainty^2 + emulator variance)``,
-   exceeds ``cutoff`` (3: Pukelsheim's three-sigma rule) for any data point,
-   and run the next wave inside what is left (history matching: Vernon,
-   Goldstein & Bower 2010, Bayesian Analysis 5:619; Andrianakis et al. 2015,
+   exceeds ``cutoff`` (3: the three-sigma rule for unimodal distributions,
+   Pukelsheim 1994, Am Stat 48:88) for any data point, and run the next wave
+   inside what is left (history matching: Vernon, Goldstein & Bower 2010,
+   Bayesian Analysis 5:619, doi:10.1214/10-BA524; Andrianakis et al. 2015,
    PLoS Comput Biol 11:e1003968);
-4. after the last wave, weight a large Sobol' sample of the prior by the
-   Gaussian likelihood of the data, with the emulator's own variance added
-   to each data point's, and resample it (importance sampling).
+4. after the last wave, weight a large Sobol' sample of the plausible region
+   by the Gaussian likelihood of the data, with the emulator's own variance
+   added to each data point's, and resample it (importance sampling; the
+   prior is uniform in these coordinates, so the likelihood is the weight).
+   A point ruled out has one data point more than ``cutoff`` sds away, so
+   its likelihood is at most exp(-cutoff^2 / 2) (0.011 at 3) of what a
+   perfect match would give: the posterior is truncated to the plausible
+   region, as history matching intends.
 
 The likelihood compares the model's *expected* summary (the emulator's
 mean, not one seed's value) with each observed value and its uncertainty;
