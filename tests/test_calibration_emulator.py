@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tme_abm.analysis.emulator import SummaryEmulator
 from tme_abm.calibration.emulator import (
-    SummaryEmulator,
     history_match,
     implausibility,
     log_likelihood,
@@ -91,6 +91,27 @@ def test_an_emulator_separates_the_trend_from_the_run_to_run_noise() -> None:
     assert np.allclose(mean, 1.5, atol=0.08)
     assert (np.sqrt(var) < 0.08).all()  # the expected value is known better than one run
     assert e.length_scales[1] > 5 * e.length_scales[0]
+
+
+def test_leave_one_out_is_the_refit_without_each_run() -> None:
+    """The closed form (hyperparameters fixed) against 30 refits that leave a run out."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    rng = np.random.default_rng(0)
+    u = rng.random((30, 2))
+    y = np.sin(4 * u[:, 0]) + rng.normal(0.0, 0.1, 30)
+    e = SummaryEmulator(0).fit(u, y)
+    values, mean, var = e.loo()
+    assert np.allclose(values, y)
+    mu, sd = e.gp._y_train_mean, e.gp._y_train_std
+    for i in range(30):
+        keep = np.arange(30) != i
+        gp = GaussianProcessRegressor(kernel=e.gp.kernel_, optimizer=None)
+        gp.fit(u[keep], (y[keep] - mu) / sd)
+        m, s = gp.predict(u[i : i + 1], return_std=True)
+        assert math.isclose(m[0] * sd + mu, mean[i], abs_tol=1e-9)
+        assert math.isclose((s[0] * sd) ** 2, var[i], rel_tol=1e-6)
+    assert 0.8 < e.q2() < 1.0 and 0.0 < e.noise_share() < 0.15
 
 
 def test_history_matching_recovers_a_known_gaussian_posterior() -> None:

@@ -204,11 +204,51 @@ def test_linear_model_replicates_are_averaged_and_second_order_is_zero(tmp_path)
     assert set(only["output"]) == {"final_tumour"}
 
 
-def test_not_a_saltelli_sweep_is_refused(tmp_path):
-    text = sweep_text(kind="lhs", samples=20)
-    folder = write_folder(tmp_path / "lhs", text, lambda p: {"final_tumour": p["a"]})
-    with pytest.raises(SensitivityError, match=r"design.kind is 'lhs'.*saltelli"):
+def test_a_grid_sweep_is_refused(tmp_path):
+    text = 'name = "s"\nscenarios = ["x.toml"]\n[[parameters]]\nkey = "a"\nvalues = [1, 2]\n'
+    folder = write_folder(tmp_path / "grid", text, lambda p: {"final_tumour": p["a"]})
+    with pytest.raises(SensitivityError, match=r"design.kind is 'grid'.*saltelli.*sobol"):
         sobol_indices(folder)
+
+
+def test_ishigami_through_an_emulator_of_a_noisy_space_filling_sweep(tmp_path):
+    """256 Sobol' points, 2 replicates with scatter: the indices of the expected output."""
+    text = sweep_text(kind="sobol", samples=256, params=ISHIGAMI, seed=3, replicates=2)
+    folder = write_folder(tmp_path / "ish", text, ishigami, replicates=2, noise=1.0)
+    df = sobol_indices(folder)
+    assert list(df.columns) == ["scenario", "output", "parameter", "S1", "S1_conf", "ST",
+                                "ST_conf", "runs", "emulator_q2", "noise_share"]
+    assert df["S1"].to_numpy() == pytest.approx([0.3139, 0.4424, 0.0], abs=0.05)
+    assert df["ST"].to_numpy() == pytest.approx([0.5576, 0.4424, 0.2437], abs=0.05)
+    assert (df["runs"] == 512).all()
+    # replicate scatter of +-sin(i): variance 0.5, beside the Ishigami variance 13.84
+    assert df["noise_share"].iloc[0] == pytest.approx(0.5 / 14.34, abs=0.03)
+    assert 0.75 < df["emulator_q2"].iloc[0] <= 1.0 - 0.8 * df["noise_share"].iloc[0]
+    pd.testing.assert_frame_equal(df, sobol_indices(folder))  # seeded
+    png = plot_sobol(df, tmp_path / "s.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_an_lhs_sweep_with_nan_runs_is_emulated_from_the_others(tmp_path):
+    params = (("x1", 0.1, 10.0, "log"), ("x2", 0.0, 1.0, "linear"))
+    text = sweep_text(kind="lhs", samples=60, params=params, seed=2)
+
+    def model(p):
+        return {"final_tumour": math.log10(p["x1"]) + 0.1 * p["x2"],
+                "final_cd8": math.nan if p["x2"] > 0.9 else p["x2"]}
+
+    folder = write_folder(tmp_path / "lhs", text, model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = sobol_indices(folder)
+    said = [str(w.message) for w in caught if issubclass(w.category, SensitivityWarning)]
+    assert any("final_cd8 is NaN in" in s and "fitted to the others" in s for s in said)
+    tumour = df[df["output"] == "final_tumour"]
+    # log10(x1) is uniform on [-1, 1] (variance 1/3), 0.1 x2 has variance 1/1200
+    assert tumour["S1"].to_numpy() == pytest.approx([0.9975, 0.0025], abs=0.02)
+    cd8 = df[df["output"] == "final_cd8"]
+    assert cd8["ST"].to_numpy() == pytest.approx([0.0, 1.0], abs=0.03)
+    assert cd8["runs"].iloc[0] < 60
 
 
 def test_failed_or_missing_runs_are_refused(tmp_path):
@@ -277,14 +317,15 @@ def test_sensitivity_command(tmp_path, capsys):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("case", ["no folder", "not a sweep", "lhs", "unknown output"])
+@pytest.mark.parametrize("case", ["no folder", "not a sweep", "grid", "unknown output"])
 def test_sensitivity_command_bad_input(tmp_path, capsys, case):
     folder = tmp_path / "f"
     args = []
     if case == "not a sweep":
         folder.mkdir()
-    elif case == "lhs":
-        write_folder(folder, sweep_text(kind="lhs", samples=8), lambda p: {"final_tumour": 1.0})
+    elif case == "grid":
+        text = 'name = "s"\nscenarios = ["x.toml"]\n[[parameters]]\nkey = "a"\nvalues = [1, 2]\n'
+        write_folder(folder, text, lambda p: {"final_tumour": p["a"]})
     elif case == "unknown output":
         write_folder(folder, sweep_text(samples=8), lambda p: {"final_tumour": p["a"]})
         args = ["--output", "nope"]
@@ -293,6 +334,6 @@ def test_sensitivity_command_bad_input(tmp_path, capsys, case):
     assert err.startswith("tme-abm: error: ") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     expected = {"no folder": "no such sweep folder", "not a sweep": "no summary.csv",
-                "lhs": "design.kind is 'lhs'", "unknown output": "no output 'nope'"}[case]
+                "grid": "design.kind is 'grid'", "unknown output": "no output 'nope'"}[case]
     assert expected in err
     assert not (folder / "sensitivity").exists()

@@ -92,10 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sens = sub.add_parser(
-        "sensitivity", help="Sobol' indices of a finished Saltelli sweep (sobol.csv, sobol.png)"
+        "sensitivity", help="Sobol' indices of a finished Saltelli sweep, or of a Gaussian-"
+        "process emulator of a sobol/lhs sweep (sobol.csv, sobol.png)"
     )
     sens.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR",
-                      help='folder of a sweep run with [design] kind = "saltelli"')
+                      help='folder of a sweep run with [design] kind = "saltelli", "sobol" '
+                      'or "lhs"')
     sens.add_argument("--output", dest="outputs", action="append", metavar="NAME",
                       help="summary column to analyse (repeatable; default: the key outputs)")
     sens.add_argument("--out", type=Path, help="folder (default SWEEP_DIR/sensitivity)")

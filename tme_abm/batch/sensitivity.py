@@ -1,4 +1,4 @@
-"""Variance-based (Sobol') sensitivity indices of a Saltelli sweep.
+"""Variance-based (Sobol') sensitivity indices of a Saltelli or space-filling sweep.
 
 A sweep whose design is ``kind = "saltelli"`` (see :mod:`tme_abm.batch.plan`)
 runs SALib's cross-sampled points in SALib's order; :func:`sobol_indices`
@@ -8,6 +8,20 @@ scenario to :func:`SALib.analyze.sobol.analyze`.  ``S1`` is the share of the
 output's variance that a parameter explains on its own, ``ST`` its share
 including every interaction; ``*_conf`` are half-widths of bootstrap 95 %
 confidence intervals.  :func:`plot_sobol` draws them.
+
+A sweep with a space-filling design (``kind = "sobol"`` or ``"lhs"``) is
+analysed through an emulator instead (Oakley & O'Hagan 2004, J R Stat Soc B
+66:751): a Gaussian process of each output
+(:class:`tme_abm.analysis.emulator.SummaryEmulator`) is fitted to every run,
+replicates included, and Saltelli's estimator is applied to the emulator's
+mean at ``emulator_samples`` base samples.  The white-noise term of the
+process takes the run-to-run scatter, so the indices describe the
+*expected* output: a noisy model no longer inflates them past 1, which a
+Saltelli sweep of a few base samples does.  The table then adds, per
+output, the emulator's leave-one-out predictive R² of single runs
+(``emulator_q2``) and the share of the runs' variance that is scatter
+(``noise_share``); ``*_conf`` is then the estimator's Monte Carlo error on
+the emulator, and the emulator's own error shows in ``emulator_q2``.
 
 The estimator needs every point: a failed or missing run is an error, not a
 point to skip.
@@ -30,8 +44,12 @@ from tme_abm.batch.plan import Sweep, design_points, load_sweep, scenario_labels
 #: Run statuses in ``summary.csv`` whose outputs can be used.
 DONE = DONE_STATUSES
 #: Columns of :func:`sobol_indices`' table (second order adds ``parameter_2``,
-#: ``S2`` and ``S2_conf``).
+#: ``S2`` and ``S2_conf``; an emulated analysis adds :data:`EMULATOR_COLUMNS`).
 COLUMNS = ("scenario", "output", "parameter", "S1", "S1_conf", "ST", "ST_conf")
+#: Per-output columns of an emulated analysis.
+EMULATOR_COLUMNS = ("runs", "emulator_q2", "noise_share")
+#: Designs analysed through an emulator rather than Saltelli's cross-sampling.
+EMULATED_KINDS = ("sobol", "lhs")
 
 
 class SensitivityError(ValueError):
@@ -131,14 +149,17 @@ def sobol_indices(
     seed: int = 1,
     num_resamples: int = 100,
     conf_level: float = 0.95,
+    emulator_samples: int = 4096,
 ) -> pd.DataFrame:
-    """First-order and total Sobol' indices of a Saltelli sweep.
+    """First-order and total Sobol' indices of a Saltelli or space-filling sweep.
 
     Parameters
     ----------
     sweep_dir
         A sweep folder written by :func:`tme_abm.batch.sweep.run_sweep` from a
-        sweep file with ``[design] kind = "saltelli"``.
+        sweep file with ``[design] kind = "saltelli"`` (indices from the runs
+        themselves) or ``"sobol"``/``"lhs"`` (indices of a Gaussian-process
+        emulator fitted to the runs; module docstring).
     outputs
         Columns of ``summary.csv`` to analyse (default: the key outputs of
         :data:`tme_abm.batch.sweep.OUTPUTS` that the summary has).  An output
@@ -151,12 +172,15 @@ def sobol_indices(
         Bootstrap resamples for the confidence intervals.
     conf_level
         Confidence level of ``S1_conf``, ``ST_conf`` (and ``S2_conf``).
+    emulator_samples
+        Base samples of Saltelli's estimator on an emulator (a power of two).
 
     Returns
     -------
     pandas.DataFrame
         One row per scenario, output and parameter, with columns
-        ``scenario, output, parameter, S1, S1_conf, ST, ST_conf``; with a
+        ``scenario, output, parameter, S1, S1_conf, ST, ST_conf`` (and, for
+        an emulated analysis, ``runs, emulator_q2, noise_share``); with a
         second-order design, also one row per pair of parameters with
         ``parameter``, ``parameter_2``, ``S2`` and ``S2_conf`` set (and S1..ST
         NaN; ``parameter_2`` is NaN in the per-parameter rows).  Parameters
@@ -169,7 +193,7 @@ def sobol_indices(
     tme_abm.scenario.ScenarioError
         If the folder's ``sweep.toml`` is not a valid sweep file.
     SensitivityError
-        If the design is not a Saltelli design, an output is not a numeric
+        If the design is a grid, an output is not a numeric
         column of the summary, a run is missing or failed, or the summary
         does not match the design.
     """
@@ -186,11 +210,14 @@ def sobol_indices(
         raise FileNotFoundError(f"{folder}: no sweep.toml; is it a folder of `tme-abm sweep`?")
     sweep = load_sweep(toml)
     design = sweep.design
-    if design.kind != "saltelli":
+    if design.kind not in ("saltelli", *EMULATED_KINDS):
         raise SensitivityError(
             f"{toml}: design.kind is {design.kind!r}; Sobol' indices need a sweep run with "
-            '[design] kind = "saltelli" (samples = a power of two) and low/high parameters'
+            '[design] kind = "saltelli" (samples = a power of two) or a space-filling '
+            'kind = "sobol" or "lhs" (analysed through an emulator), and low/high parameters'
         )
+    if emulator_samples < 2 or emulator_samples & (emulator_samples - 1):
+        raise SensitivityError(f"emulator_samples: a power of two, not {emulator_samples}")
     for column in ("scenario", "point", "replicate", "status", "run_id"):
         if column not in summary.columns:
             raise SensitivityError(f"{folder / 'summary.csv'}: no {column!r} column")
@@ -223,6 +250,10 @@ def sobol_indices(
         "names": [p.key for p in params],
         "bounds": [[float(p.low), float(p.high)] for p in params],
     }
+    if design.kind in EMULATED_KINDS:
+        return _emulated_indices(
+            summary, sweep, names, seed, num_resamples, conf_level, emulator_samples
+        )
     rows: list[dict] = []
     for scenario in scenario_labels(sweep.scenarios):
         runs = summary[summary["scenario"].astype(str) == scenario]
@@ -259,6 +290,89 @@ def sobol_indices(
                         })
     columns = list(COLUMNS) + (["parameter_2", "S2", "S2_conf"] if design.second_order else [])
     return pd.DataFrame(rows, columns=columns)
+
+
+def unit_coordinates(sweep: Sweep, values: pd.DataFrame) -> np.ndarray:
+    """Each row's parameters as positions between low (0) and high (1), on their scale."""
+    cols = []
+    for p in sweep.parameters:
+        x = pd.to_numeric(values[p.key], errors="coerce").to_numpy(dtype=float)
+        if p.scale == "log":
+            cols.append((np.log(x) - math.log(p.low)) / (math.log(p.high) - math.log(p.low)))
+        else:
+            cols.append((x - p.low) / (p.high - p.low))
+    return np.column_stack(cols)
+
+
+def _emulated_indices(
+    summary: pd.DataFrame,
+    sweep: Sweep,
+    names: list[str],
+    seed: int,
+    num_resamples: int,
+    conf_level: float,
+    emulator_samples: int,
+) -> pd.DataFrame:
+    """Sobol' indices of a Gaussian-process emulator of each output (module docstring)."""
+    from SALib.analyze import sobol as salib_sobol
+    from SALib.sample import sobol as salib_sample
+
+    from tme_abm.analysis.emulator import SummaryEmulator
+
+    params = sweep.parameters
+    d = len(params)
+    unit_problem = {"num_vars": d, "names": [p.key for p in params], "bounds": [[0.0, 1.0]] * d}
+    cross = salib_sample.sample(
+        unit_problem, emulator_samples, calc_second_order=False, scramble=True, seed=seed
+    )
+    rows: list[dict] = []
+    for scenario in scenario_labels(sweep.scenarios):
+        runs = summary[summary["scenario"].astype(str) == scenario]
+        u = unit_coordinates(sweep, runs)
+        for name in names:
+            y = pd.to_numeric(runs[name], errors="coerce").to_numpy(dtype=float)
+            finite = np.isfinite(y)
+            if not _usable_runs(y, finite, scenario, name):
+                continue
+            emulator = SummaryEmulator(seed).fit(u[finite], y[finite])
+            mean, _ = emulator.predict(cross)
+            si = salib_sobol.analyze(
+                unit_problem, mean, calc_second_order=False, num_resamples=num_resamples,
+                conf_level=conf_level, print_to_console=False, seed=seed,
+            )
+            q2, noise = emulator.q2(), emulator.noise_share()
+            for j, key in enumerate(unit_problem["names"]):
+                rows.append({"scenario": scenario, "output": name, "parameter": key,
+                             "S1": float(si["S1"][j]), "S1_conf": float(si["S1_conf"][j]),
+                             "ST": float(si["ST"][j]), "ST_conf": float(si["ST_conf"][j]),
+                             "runs": int(finite.sum()), "emulator_q2": q2,
+                             "noise_share": noise})
+    return pd.DataFrame(rows, columns=list(COLUMNS) + list(EMULATOR_COLUMNS))
+
+
+def _usable_runs(y: np.ndarray, finite: np.ndarray, scenario: str, output: str) -> bool:
+    """An emulator needs a few finite runs that are not all the same."""
+    if finite.sum() < 3:
+        warnings.warn(
+            f"{scenario}: {output} has {int(finite.sum())} finite run(s); skipped (an "
+            "emulator needs at least 3)",
+            SensitivityWarning, stacklevel=3,
+        )
+        return False
+    if not finite.all():
+        warnings.warn(
+            f"{scenario}: {output} is NaN in {int((~finite).sum())} of {y.size} runs; "
+            "the emulator is fitted to the others",
+            SensitivityWarning, stacklevel=3,
+        )
+    v = y[finite]
+    if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):
+        warnings.warn(
+            f"{scenario}: {output} is the same ({v[0]:g}) in every run; skipped",
+            SensitivityWarning, stacklevel=3,
+        )
+        return False
+    return True
 
 
 def short_name(key: str) -> str:
@@ -329,12 +443,18 @@ def plot_sobol(df: pd.DataFrame, out_png: str | Path) -> Path:
         ax.axhline(0.0, color="0.4", lw=0.8)
         ax.set_ylim(min(-0.1, float((sub["S1"] - sub["S1_conf"]).min()) - 0.05),
                     max(1.05, float((sub["ST"] + sub["ST_conf"]).max()) + 0.05))
-        ax.set_title(f"{scenario}: {output}" if several else output, fontsize=10)
+        title = f"{scenario}: {output}" if several else output
+        if "emulator_q2" in sub.columns:
+            title += (f"\n(emulator Q² {sub['emulator_q2'].iloc[0]:.2f}, "
+                      f"scatter {sub['noise_share'].iloc[0]:.0%} of variance)")
+        ax.set_title(title, fontsize=10 if "emulator_q2" not in sub.columns else 9)
         ax.set_ylabel("Sobol' index")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("Sobol' indices; error bars: bootstrap confidence intervals", fontsize=11)
+    what = ("Sobol' indices of an emulator of the expected output"
+            if "emulator_q2" in df.columns else "Sobol' indices")
+    fig.suptitle(f"{what}; error bars: bootstrap confidence intervals", fontsize=11)
     fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.97))
     out = Path(out_png)
     tmp = out.with_name(f".{out.name}.tmp.png")
@@ -356,6 +476,12 @@ def format_table(df: pd.DataFrame) -> str:
          f"{r.ST:6.3f} ± {r.ST_conf:.3f}")
         for r in first.itertuples(index=False)
     ]
+    if "emulator_q2" in df.columns:
+        head = (*head, "emulator Q2", "noise share")
+        lines = [
+            (*line, f"{r.emulator_q2:.2f}", f"{r.noise_share:.2f}")
+            for line, r in zip(lines, first.itertuples(index=False), strict=True)
+        ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
     text = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
             for row in (head, *lines)]

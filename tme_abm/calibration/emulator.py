@@ -34,26 +34,27 @@ each new wave is used, the emulator fitted to the earlier waves predicts
 it: the fraction of those runs inside its 95% band is the honest check of
 the emulator (:attr:`EmulatorFit.heldout`).
 
-Only numpy, pandas, scipy and scikit-learn are imported; the model runs are
-made by the caller's ``evaluate`` (``tme-abm calibrate`` runs and caches
+The Gaussian process itself is :class:`tme_abm.analysis.emulator.SummaryEmulator`
+(shared with emulator-based sensitivity analysis).  Only numpy, pandas,
+scipy and scikit-learn are imported; the model runs are made by the caller's
+``evaluate`` (``tme-abm calibrate`` runs and caches
 them), so this module can be tested on functions with known posteriors.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from tme_abm.analysis.emulator import SummaryEmulator
 from tme_abm.calibration.spec import DataPoint, EmulatorSettings, ParameterSpec
 
 __all__ = [
     "EmulatorFit",
-    "SummaryEmulator",
     "history_match",
     "implausibility",
     "log_likelihood",
@@ -61,9 +62,6 @@ __all__ = [
     "unit_columns",
     "unit_to_natural",
 ]
-
-#: Rows of the candidate sample predicted at once (keeps the kernel matrix small).
-_CHUNK = 8192
 
 
 def unit_columns(d: int) -> list[str]:
@@ -92,69 +90,6 @@ def unit_to_natural(params: Sequence[ParameterSpec], u: np.ndarray) -> np.ndarra
         fitted = p.scipy_rv().ppf(u[:, j])
         out[:, j] = 10.0**fitted if p.prior == "log-uniform" else fitted
     return out
-
-
-class SummaryEmulator:
-    """A Gaussian process of one summary over the unit cube.
-
-    Parameters
-    ----------
-    seed
-        For the optimiser's restarts (the fit is deterministic given it).
-    """
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = int(seed)
-        self.gp = None
-        self.runs = 0
-
-    def fit(self, u: np.ndarray, y: np.ndarray) -> SummaryEmulator:
-        """Fit to the runs with a finite value; needs at least three of them."""
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-        keep = np.isfinite(y)
-        u, y = np.asarray(u, float)[keep], np.asarray(y, float)[keep]
-        if y.size < 3:
-            raise ValueError(f"{y.size} run(s) with a finite value; an emulator needs 3")
-        d = u.shape[1]
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(
-            length_scale=np.full(d, 0.5), length_scale_bounds=(0.02, 50.0)
-        ) + WhiteKernel(0.1, (1e-8, 2.0))
-        self.gp = GaussianProcessRegressor(
-            kernel=kernel, normalize_y=True, n_restarts_optimizer=3, random_state=self.seed
-        )
-        with warnings.catch_warnings():
-            # a length scale at its bound (a parameter the summary ignores) is an answer
-            warnings.simplefilter("ignore", category=UserWarning)
-            from sklearn.exceptions import ConvergenceWarning
-
-            warnings.simplefilter("ignore", category=ConvergenceWarning)
-            self.gp.fit(u, y)
-        self.runs = int(y.size)
-        return self
-
-    @property
-    def noise_var(self) -> float:
-        """The fitted seed-to-seed variance of one run's value (natural units)."""
-        return float(self.gp.kernel_.k2.noise_level * self.gp._y_train_std**2)
-
-    @property
-    def length_scales(self) -> np.ndarray:
-        """Fitted length scale per parameter, in unit-cube coordinates."""
-        return np.atleast_1d(self.gp.kernel_.k1.k2.length_scale).astype(float)
-
-    def predict(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Emulated expected value and its variance (without the run-to-run noise)."""
-        u = np.atleast_2d(np.asarray(u, float))
-        mean = np.empty(len(u))
-        var = np.empty(len(u))
-        for a in range(0, len(u), _CHUNK):
-            m, s = self.gp.predict(u[a : a + _CHUNK], return_std=True)
-            mean[a : a + _CHUNK] = m
-            var[a : a + _CHUNK] = s**2
-        floor = 1e-12 * float(self.gp._y_train_std) ** 2
-        return mean, np.maximum(var - self.noise_var, floor)
 
 
 def _emulate(emulators: Sequence[SummaryEmulator], u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
