@@ -274,3 +274,60 @@ def test_settings_of_the_other_method_are_refused(tmp_path) -> None:
         timeout=120,
     )
     assert r.returncode == 2 and "method" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_recovery_of_three_baseline_parameters_by_the_emulator(tmp_path) -> None:
+    """The ABC-SMC recovery problem of test_calibration (60 x 60, 3 days), by the emulator.
+
+    ABC-SMC needs 735 simulations there; here 64 + 48 runs.
+    """
+    from test_calibration import SLOW_CAL, _write_data
+
+    from tme_abm.calibration import simulate_batch
+    from tme_abm.calibration.command import run_calibration
+
+    truth = {"tumour_stat3_division": 4.8e-4, "mdsc_influx": 2e-4, "monocyte_influx": 5e-5}
+    keys = [
+        ("tumour_growth_rate", 3, "1/day"),
+        ("mdsc_recruited", 1.5, "cells"),
+        ("mdsc_recruited", 3, "cells"),
+        ("m1_recruited", 1.5, "cells"),
+        ("m1_recruited", 3, "cells"),
+    ]
+    text = SLOW_CAL.format().replace(
+        '[abc]\npopulation = 60\ngenerations = 5\n',
+        "[emulator]\ndesign = 64\nwaves = 2\nwave_runs = 48\n",
+    ).replace('seed = 11\n', 'seed = 11\nmethod = "emulator"\n')
+    assert "[emulator]" in text
+    path = tmp_path / "cal.toml"
+    path.write_text(text, encoding="utf-8")
+
+    def rows(values: dict | None = None, sd: dict | None = None) -> list[dict]:
+        return [
+            {
+                "quantity": q,
+                "time_day": t,
+                "value": 1.0 if values is None else values[f"{q}@{t:g}d"],
+                "uncertainty": 1.0 if sd is None else sd[f"{q}@{t:g}d"],
+                "units": u,
+                "source": "simulated at known values",
+            }
+            for q, t, u in keys
+        ]
+
+    _write_data(tmp_path, rows())
+    df = pd.DataFrame(
+        simulate_batch([truth] * 6, calibration=path, entropy=7, workers=2, progress=False)
+    )
+    floor = {f"{q}@{t:g}d": 0.01 if u == "1/day" else 1.0 for q, t, u in keys}
+    _write_data(
+        tmp_path,
+        rows(df.mean().to_dict(), {k: max(df[k].std(ddof=1), floor[k]) for k in floor}),
+    )
+    res = run_calibration(path, tmp_path / "fit", workers=2, progress=False, truth=truth)
+    ci = res.intervals.set_index("parameter")
+    for name, value in truth.items():
+        assert ci.loc[name, "ci90_low"] <= value <= ci.loc[name, "ci90_high"], ci
+        assert ci.loc[name, "width_ratio"] < 0.75, ci
+    assert len(pd.read_csv(tmp_path / "fit" / "design.csv")) == 112
