@@ -8,6 +8,9 @@ Modules, each with one job:
   (:func:`simulate`, :func:`simulate_batch`), for any inference library;
 * :mod:`~tme_abm.calibration.smc` - ABC-SMC through pyabc, seeded and resumable
   (needs the ``calibrate`` extra);
+* :mod:`~tme_abm.calibration.emulator` - Gaussian-process history matching
+  (``method = "emulator"``; scikit-learn), and
+  :mod:`~tme_abm.calibration.design_runs` - its model runs, kept in ``design.csv``;
 * :mod:`~tme_abm.calibration.results` - the posterior table, intervals, trace and
   posterior predictive check, and their figures;
 * :mod:`~tme_abm.calibration.command` - the command itself.

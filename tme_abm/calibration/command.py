@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from tme_abm.calibration.design_runs import write_csv as _write_csv
 from tme_abm.calibration.spec import Calibration, CalibrationError, load_calibration
 
 __all__ = ["CalibrationResult", "default_out", "run_calibration"]
@@ -84,7 +85,10 @@ def _check_folder(out: Path, calibration: Calibration) -> None:
 
 
 class CalibrationResult:
-    """What :func:`run_calibration` made: the folder, tables and why it stopped."""
+    """What :func:`run_calibration` made: the folder, tables and why it stopped.
+
+    ``generations`` is the ABC-SMC generations table, or the emulator's waves.
+    """
 
     def __init__(
         self,
@@ -219,7 +223,7 @@ def run_calibration(
                 out / "predictive.png",
                 f"{calibration.spec.name}: posterior predictive check ({n_draws} runs)",
             )
-        _write_report(out, calibration, intervals, extra, predictive, reason)
+        _write_report(out, calibration, intervals, extra, predictive)
         say(f"results in {out}")
     return CalibrationResult(out, intervals, trace, predictive, reason)
 
@@ -264,11 +268,11 @@ def _run_abc(
     generations = res.generations_table(history)
     _write_csv(generations, out / "generations.csv")
     res.plot_generations(generations, out / "generations.png")
-    lines = [
+    how = (
         f"ABC-SMC (pyabc), population {s.population}, "
         f"{calibration.spec.model.replicates} run(s) per particle, seed "
-        f"{calibration.spec.seed}. Stopped: {reason}.",
-    ]
+        f"{calibration.spec.seed}. Stopped: {reason}."
+    )
     body = [
         "## Generations",
         "",
@@ -281,7 +285,7 @@ def _run_abc(
             f"{int(g.simulations)} | {g.ess:.1f} |"
         )
     body += ["", "![generations](generations.png)", ""]
-    return posterior, generations, reason, (lines[0], body)
+    return posterior, generations, reason, (how, body)
 
 
 def _run_emulator(
@@ -293,6 +297,7 @@ def _run_emulator(
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, tuple[str, list[str]]]:
     """Gaussian-process history matching: posterior, waves, reason, report lines."""
     from tme_abm.calibration import results as res
+    from tme_abm.calibration.design_runs import evaluate_design
     from tme_abm.calibration.emulator import history_match
 
     spec = calibration.spec
@@ -305,7 +310,7 @@ def _run_emulator(
     design_path = out / "design.csv"
 
     def evaluate(design: pd.DataFrame) -> pd.DataFrame:
-        return _evaluate_design(calibration, design, design_path, executor, progress, say)
+        return evaluate_design(calibration, design, design_path, executor, progress, say)
 
     fit = history_match(spec.parameters, calibration.data, e, spec.seed, evaluate, say)
     say(f"stopped: {fit.reason}")
@@ -315,13 +320,13 @@ def _run_emulator(
     if len(fit.heldout):
         _write_csv(fit.heldout, out / "heldout.csv")
         res.plot_emulator_check(fit.heldout, calibration, out / "emulator_check.png")
-    lines = [
+    how = (
         f"Gaussian-process history matching (scikit-learn), {len(fit.runs)} runs in "
         f"{len(fit.waves)} wave(s), {spec.model.replicates} run(s) per design point, "
         f"implausibility cutoff {e.cutoff:g}, seed {spec.seed}. Stopped: {fit.reason}. "
         f"Posterior: {e.samples} weighted prior points inside the plausible region, "
-        f"effective sample size {fit.ess:.0f}, resampled to {e.draws}.",
-    ]
+        f"effective sample size {fit.ess:.0f}, resampled to {e.draws}."
+    )
     body = [
         "## Waves",
         "",
@@ -359,100 +364,7 @@ def _run_emulator(
     ]
     if len(fit.heldout):
         body += ["![emulator check](emulator_check.png)", ""]
-    return fit.posterior, fit.waves, fit.reason, (lines[0], body)
-
-
-def _evaluate_design(
-    calibration: Calibration,
-    design: pd.DataFrame,
-    path: Path,
-    executor: Executor | None,
-    progress: bool | None,
-    say: Callable[[str], None],
-) -> pd.DataFrame:
-    """The model's summaries at a design's points, reusing and extending ``design.csv``.
-
-    Runs already in the file (same wave, run, seed and parameter values) are
-    reused; the rest run in chunks and the file is rewritten after each, so a
-    killed calibration loses at most one chunk.
-    """
-    import numpy as np
-    from tqdm import tqdm
-
-    from tme_abm.calibration.simulate import Simulator, map_in_order
-
-    names = [p.name for p in calibration.spec.parameters]
-    keys = [pt.key for pt in calibration.data]
-    old = pd.DataFrame()
-    if path.is_file():
-        try:
-            old = pd.read_csv(path)
-        except (OSError, ValueError):
-            old = pd.DataFrame()
-    done: dict[tuple[int, int], dict] = {}
-    if len(old) and all(c in old for c in ["wave", "run", "seed", *names, *keys]):
-        for _, r in old.iterrows():
-            done[(int(r.wave), int(r.run))] = r.to_dict()
-
-    def matches(row: pd.Series) -> bool:
-        prev = done.get((int(row.wave), int(row.run)))
-        return (
-            prev is not None
-            and int(prev["seed"]) == int(row.seed)
-            and np.allclose([prev[n] for n in names], [row[n] for n in names], rtol=1e-12)
-        )
-
-    rows: list[dict] = []
-    todo: list[pd.Series] = []
-    for _, row in design.iterrows():
-        if matches(row):
-            prev = done[(int(row.wave), int(row.run))]
-            rows.append({**row.to_dict(), **{k: prev[k] for k in keys}})
-        else:
-            todo.append(row)
-    if rows:
-        say(f"wave {int(design.wave.iloc[0])}: {len(rows)} run(s) reused from {path.name}")
-    kept = [r for k, r in done.items() if k[0] != int(design.wave.iloc[0])]
-    sim = Simulator.from_calibration(calibration)
-    chunk = 8
-    bar = tqdm(
-        total=len(todo),
-        unit="run",
-        desc=f"wave {int(design.wave.iloc[0])}",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=None if progress is None else not progress,
-    )
-    with bar:
-        for a in range(0, len(todo), chunk):
-            part = todo[a : a + chunk]
-            values = map_in_order(
-                sim,
-                [({n: float(r[n]) for n in names}, int(r.seed)) for r in part],
-                executor=executor,
-                on_done=bar.update,
-            )
-            rows += [{**r.to_dict(), **v} for r, v in zip(part, values, strict=True)]
-            _write_csv(_design_table(kept + rows), path)
-    _write_csv(_design_table(kept + rows), path)
-    result = _design_table(rows)
-    for k in keys:
-        result[k] = result[k].astype(float)
-    return result
-
-
-def _design_table(rows: list[dict]) -> pd.DataFrame:
-    """Design rows in (wave, run) order, with wave, run and seed as integers."""
-    table = pd.DataFrame(rows)
-    for c in ("wave", "run", "seed"):
-        table[c] = table[c].astype("int64")
-    return table.sort_values(["wave", "run"]).reset_index(drop=True)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    return fit.posterior, fit.waves, fit.reason, (how, body)
 
 
 def _read_matching(path: Path, draws: pd.DataFrame) -> pd.DataFrame | None:
@@ -478,7 +390,6 @@ def _write_report(
     intervals: pd.DataFrame,
     method: tuple[str, list[str]],
     predictive: pd.DataFrame | None,
-    reason: str,
 ) -> None:
     """``report.md``: the method in one line, the posterior, the method's own tables, the check."""
     spec = calibration.spec
