@@ -251,6 +251,19 @@ def test_an_lhs_sweep_with_nan_runs_is_emulated_from_the_others(tmp_path):
     assert cd8["runs"].iloc[0] < 60
 
 
+def test_the_command_on_a_space_filling_sweep_reports_the_emulators(tmp_path, capsys):
+    params = (("x1", 0.0, 1.0, "linear"), ("x2", 0.0, 1.0, "linear"))
+    text = sweep_text(kind="sobol", samples=32, params=params, seed=1)
+    folder = write_folder(tmp_path / "s", text, lambda p: {"final_tumour": 3 * p["x1"] + p["x2"]})
+    assert main(["sensitivity", str(folder)]) == 0
+    out = capsys.readouterr().out
+    head = out.splitlines()[0]
+    assert "emulator Q2" in head and "noise share" in head
+    written = pd.read_csv(folder / "sensitivity" / "sobol.csv")
+    assert (written["emulator_q2"] > 0.99).all() and (written["runs"] == 32).all()
+    assert written["S1"].to_numpy() == pytest.approx([0.9, 0.1], abs=0.02)
+
+
 def test_failed_or_missing_runs_are_refused(tmp_path):
     text = sweep_text(samples=8, params=(("a", 0.0, 1.0, "linear"), ("b", 1.0, 2.0, "linear")))
 
