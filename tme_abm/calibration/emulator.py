@@ -153,26 +153,40 @@ def _importance_sample(
 ) -> tuple[pd.DataFrame, float]:
     """Likelihood-weighted prior sample inside the plausible box, resampled to ``draws``.
 
-    Every prior is uniform in the unit cube, so points spread uniformly over a
-    box need only the likelihood as weight.  When few points carry the weight
-    (effective sample size below ``draws / 4``), the box shrinks to the
-    points above 1e-6 of the largest weight and is sampled again (at most
-    three times).
+    Every prior is uniform in the unit cube, so points spread uniformly over
+    the box need only the likelihood as weight.  A posterior along a ridge
+    fills little of any box, so while the effective sample size is below
+    ``draws / 4`` (at most three times) the next sample comes from a
+    multivariate t (5 degrees of freedom) with the weighted mean and twice
+    the weighted covariance of the last one, and each point's weight is its
+    likelihood over that proposal's density (adaptive importance sampling,
+    as in population Monte Carlo: Cappé et al. 2004, J Comput Graph Stat
+    13:907); points outside the unit cube have prior 0 and are dropped.
     """
+    from scipy.stats import multivariate_t
+
     d = len(params)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    cand = lo + (hi - lo) * sobol_unit(d, settings.samples, np.random.SeedSequence([seed, 5000]))
+    log_q = np.zeros(len(cand))
     for stage in range(4):
-        cand = lo + (hi - lo) * sobol_unit(
-            d, settings.samples, np.random.SeedSequence([seed, 5000 + stage])
-        )
         mean, var = _emulate(emulators, cand)
         loglik = log_likelihood(mean, var, observed, sd)
-        w = np.exp(loglik - loglik.max())
+        log_w = loglik - log_q
+        w = np.exp(log_w - log_w.max())
         ess = float(w.sum() ** 2 / np.sum(w**2))
         if ess >= settings.draws / 4 or stage == 3:
             break
-        lo, hi = _padded_box(cand[w > 1e-6], lo, hi)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
-    idx = _systematic_resample(w, settings.draws, rng)
+        centre = np.average(cand, axis=0, weights=w)
+        cov = np.atleast_2d(np.cov(cand.T, aweights=w)) * 2.0 + 1e-10 * np.eye(d)
+        proposal = multivariate_t(loc=centre, shape=cov, df=5, seed=rng)
+        new = np.atleast_2d(proposal.rvs(size=settings.samples))
+        new = new[((new >= 0.0) & (new < 1.0)).all(axis=1)]
+        if len(new) < 2 * d:
+            break
+        cand, log_q = new, proposal.logpdf(new)
+    rng_resample = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+    idx = _systematic_resample(w, settings.draws, rng_resample)
     natural = unit_to_natural(params, cand[idx])
     posterior = pd.DataFrame({"particle": np.arange(len(idx)), "weight": 1.0 / len(idx)})
     for j, p in enumerate(params):
