@@ -20,8 +20,9 @@ method, in waves:
    PLoS Comput Biol 11:e1003968);
 4. after the last wave, weight a large Sobol' sample of the plausible region
    by the Gaussian likelihood of the data, with the emulator's own variance
-   added to each data point's, and resample it (importance sampling; the
-   prior is uniform in these coordinates, so the likelihood is the weight).
+   added to each data point's (the prior is uniform in these coordinates,
+   so the likelihood is the weight), refine the sample with proposals
+   fitted to it while few points carry the weight, and resample it.
    A point ruled out has one data point more than ``cutoff`` sds away, so
    its likelihood is at most exp(-cutoff^2 / 2) (0.011 at 3) of what a
    perfect match would give: the posterior is truncated to the plausible
