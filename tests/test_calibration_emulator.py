@@ -150,65 +150,18 @@ def test_runs_without_a_value_are_left_out_of_that_emulator() -> None:
 
 # ------------------------------------------------------------------ the command
 
-TINY = Path(__file__).parent / "data" / "tiny.toml"
-CAL = f'''name = "tiny_emulator"
-seed = 4
-method = "emulator"
+def _tiny_calibration(folder: Path) -> Path:
+    """test_calibration's tiny two-parameter file and data, by the emulator."""
+    from test_calibration import PLACEHOLDER, _rows, _write_calibration
 
-[model]
-scenario = "{TINY.as_posix()}"
-overrides = {{ "output.cells" = false, "cell_types.cd8.kill_rate_per_min" = 0.0 }}
-
-[[parameters]]
-name = "tumour_division"
-key = "cell_types.tumour.division_rate_per_min"
-prior = "log-uniform"
-low = 3e-4
-high = 1e-2
-
-[[parameters]]
-name = "cd8_influx"
-key = "cell_types.cd8.recruitment.rate_per_vessel_per_min"
-prior = "log-uniform"
-low = 1e-4
-high = 1e-2
-
-[[data.rows]]
-quantity = "tumour_divisions"
-time_day = 0.5
-value = 110
-uncertainty = 11
-units = "cells"
-source = "placeholder"
-
-[[data.rows]]
-quantity = "cd8_recruited"
-time_day = 0.5
-value = 9
-uncertainty = 1.5
-units = "cells"
-source = "placeholder"
-
-[summaries.tumour_divisions]
-kind = "events"
-event = "divisions"
-types = ["tumour"]
-
-[summaries.cd8_recruited]
-kind = "events"
-event = "recruited"
-types = ["cd8"]
-
-[emulator]
-design = 16
-waves = 2
-wave_runs = 8
-samples = 4096
-draws = 400
-
-[check]
-draws = 3
-'''
+    path = _write_calibration(folder, _rows(PLACEHOLDER), draws=3, extra='method = "emulator"')
+    text = path.read_text().replace(
+        "[abc]\npopulation = 12\ngenerations = 2\n",
+        "[emulator]\ndesign = 16\nwaves = 2\nwave_runs = 8\nsamples = 4096\ndraws = 400\n",
+    )
+    assert "[emulator]" in text
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_interruption(
@@ -216,8 +169,7 @@ def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_inter
 ) -> None:
     from tme_abm.calibration.command import run_calibration
 
-    path = tmp_path / "cal.toml"
-    path.write_text(CAL, encoding="utf-8")
+    path = _tiny_calibration(tmp_path)
     a = run_calibration(path, tmp_path / "a", workers=2, progress=False)
 
     class Stop(KeyboardInterrupt):
@@ -247,6 +199,7 @@ def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_inter
     assert list(design.groupby("wave").size()) == [16, 8]
     assert all(design[c].dtype.kind == "i" for c in ("wave", "run", "seed"))
     assert design["tumour_divisions@0.5d"].notna().all()
+    assert design["cd8_recruited@0.25d"].notna().all()
     report = (out / "report.md").read_text()
     assert "Gaussian-process history matching" in report and "## Waves" in report
     assert len(a.generations) == 2 and a.reason == "2 wave(s)"
@@ -255,8 +208,9 @@ def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_inter
 
 
 def test_settings_of_the_other_method_are_refused(tmp_path) -> None:
-    path = tmp_path / "cal.toml"
-    path.write_text(CAL.replace("[emulator]", "[abc]\npopulation = 10\n\n[emulator]"))
+    path = _tiny_calibration(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("[emulator]", "[abc]\npopulation = 10\n\n[emulator]"))
     r = subprocess.run(
         [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
         capture_output=True,
@@ -266,7 +220,7 @@ def test_settings_of_the_other_method_are_refused(tmp_path) -> None:
     assert r.returncode == 2, r.stderr
     assert '[abc]: settings of another method; this file uses method = "emulator"' in r.stderr
     assert "Traceback" not in r.stderr
-    path.write_text(CAL.replace('method = "emulator"', 'method = "mcmc"'))
+    path.write_text(text.replace('method = "emulator"', 'method = "mcmc"'))
     r = subprocess.run(
         [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
         capture_output=True,

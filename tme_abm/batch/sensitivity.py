@@ -133,13 +133,18 @@ def _usable(y: np.ndarray, scenario: str, output: str) -> bool:
             SensitivityWarning, stacklevel=3,
         )
         return False
+    return not _constant(y, scenario, output, "at every point")
+
+
+def _constant(y: np.ndarray, scenario: str, output: str, where: str) -> bool:
+    """True (with a warning) when an output does not vary."""
     if np.ptp(y) <= 1e-12 * max(1.0, float(np.abs(y).max())):
         warnings.warn(
-            f"{scenario}: {output} is the same ({y[0]:g}) at every point; skipped",
-            SensitivityWarning, stacklevel=3,
+            f"{scenario}: {output} is the same ({y[0]:g}) {where}; skipped",
+            SensitivityWarning, stacklevel=4,
         )
-        return False
-    return True
+        return True
+    return False
 
 
 def sobol_indices(
@@ -365,14 +370,7 @@ def _usable_runs(y: np.ndarray, finite: np.ndarray, scenario: str, output: str) 
             "the emulator is fitted to the others",
             SensitivityWarning, stacklevel=3,
         )
-    v = y[finite]
-    if np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):
-        warnings.warn(
-            f"{scenario}: {output} is the same ({v[0]:g}) in every run; skipped",
-            SensitivityWarning, stacklevel=3,
-        )
-        return False
-    return True
+    return not _constant(y[finite], scenario, output, "in every run")
 
 
 def short_name(key: str) -> str:
