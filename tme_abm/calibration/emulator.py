@@ -35,11 +35,13 @@ each new wave is used, the emulator fitted to the earlier waves predicts
 it: the fraction of those runs inside its 95% band is the honest check of
 the emulator (:attr:`EmulatorFit.heldout`).
 
-The Gaussian process itself is :class:`tme_abm.analysis.emulator.SummaryEmulator`
-(shared with emulator-based sensitivity analysis).  Only numpy, pandas,
-scipy and scikit-learn are imported; the model runs are made by the caller's
-``evaluate`` (``tme-abm calibrate`` runs and caches
-them), so this module can be tested on functions with known posteriors.
+The Gaussian process itself is
+:class:`tme_abm.analysis.emulator.SummaryEmulator` (shared with
+emulator-based sensitivity analysis).  Only numpy, pandas, scipy and
+scikit-learn are imported; the model runs are made by the caller's
+``evaluate`` (``tme-abm calibrate`` runs them and keeps them in
+``design.csv``, :mod:`tme_abm.calibration.design_runs`), so this module can
+be tested on functions with known posteriors.
 """
 
 from __future__ import annotations
