@@ -289,8 +289,9 @@ class EmulatorSettings(_Strict):
     sd) exceeds ``cutoff`` for any data point are ruled out, and each further
     wave runs ``wave_runs`` (default ``design``) points of what is left.
     After the last wave the posterior is the prior weighted by the Gaussian
-    likelihood of the data under the emulator, evaluated on ``samples``
-    Sobol' points and resampled to ``draws`` rows.
+    likelihood of the data under the emulator: ``samples`` points of the
+    plausible region (a Sobol' sample, refined by adaptive importance
+    sampling while few points carry the weight), resampled to ``draws`` rows.
     """
 
     design: Annotated[int, Field(ge=4, le=100_000)] = 128
