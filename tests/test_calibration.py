@@ -417,19 +417,24 @@ draws = 20
 """
 
 
+#: The slow recovery problem: true values, and the (quantity, day, units) fitted.
+RECOVERY_TRUTH = {"tumour_stat3_division": 4.8e-4, "mdsc_influx": 2e-4, "monocyte_influx": 5e-5}
+RECOVERY_KEYS = [
+    ("tumour_growth_rate", 3, "1/day"),
+    ("mdsc_recruited", 1.5, "cells"),
+    ("mdsc_recruited", 3, "cells"),
+    ("m1_recruited", 1.5, "cells"),
+    ("m1_recruited", 3, "cells"),
+]
+
+
 @pytest.mark.slow
 def test_recovery_of_three_baseline_parameters(tmp_path) -> None:
     """Three assumed baseline rates are recovered from day-1.5 and day-3 data (60 x 60)."""
     from tme_abm.calibration.command import run_calibration
 
-    truth = {"tumour_stat3_division": 4.8e-4, "mdsc_influx": 2e-4, "monocyte_influx": 5e-5}
-    keys = [
-        ("tumour_growth_rate", 3, "1/day"),
-        ("mdsc_recruited", 1.5, "cells"),
-        ("mdsc_recruited", 3, "cells"),
-        ("m1_recruited", 1.5, "cells"),
-        ("m1_recruited", 3, "cells"),
-    ]
+    truth = RECOVERY_TRUTH
+    keys = RECOVERY_KEYS
 
     def write(rows: list[dict]) -> Path:
         _write_data(tmp_path, rows)

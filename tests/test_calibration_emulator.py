@@ -11,8 +11,6 @@ interruption.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,25 +206,17 @@ def test_the_command_gives_the_same_posterior_for_any_workers_and_after_an_inter
 
 
 def test_settings_of_the_other_method_are_refused(tmp_path) -> None:
+    from test_calibration import _cli
+
     path = _tiny_calibration(tmp_path)
     text = path.read_text()
     path.write_text(text.replace("[emulator]", "[abc]\npopulation = 10\n\n[emulator]"))
-    r = subprocess.run(
-        [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _cli("calibrate", str(path), "--check", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert '[abc]: settings of another method; this file uses method = "emulator"' in r.stderr
     assert "Traceback" not in r.stderr
     path.write_text(text.replace('method = "emulator"', 'method = "mcmc"'))
-    r = subprocess.run(
-        [sys.executable, "-m", "tme_abm", "calibrate", str(path), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _cli("calibrate", str(path), "--check", cwd=tmp_path)
     assert r.returncode == 2 and "method" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -236,19 +226,13 @@ def test_recovery_of_three_baseline_parameters_by_the_emulator(tmp_path) -> None
 
     ABC-SMC needs 735 simulations there; here 64 + 48 runs.
     """
-    from test_calibration import SLOW_CAL, _write_data
+    from test_calibration import RECOVERY_KEYS, RECOVERY_TRUTH, SLOW_CAL, _write_data
 
     from tme_abm.calibration import simulate_batch
     from tme_abm.calibration.command import run_calibration
 
-    truth = {"tumour_stat3_division": 4.8e-4, "mdsc_influx": 2e-4, "monocyte_influx": 5e-5}
-    keys = [
-        ("tumour_growth_rate", 3, "1/day"),
-        ("mdsc_recruited", 1.5, "cells"),
-        ("mdsc_recruited", 3, "cells"),
-        ("m1_recruited", 1.5, "cells"),
-        ("m1_recruited", 3, "cells"),
-    ]
+    truth = RECOVERY_TRUTH
+    keys = RECOVERY_KEYS
     text = SLOW_CAL.format().replace(
         '[abc]\npopulation = 60\ngenerations = 5\n',
         "[emulator]\ndesign = 64\nwaves = 2\nwave_runs = 48\n",
